@@ -1,0 +1,6 @@
+from l2d.model.config import L2DConfig
+from l2d.model.l2d import L2DModel, L2DOutput
+from l2d.model.generate import GenerationStats
+from l2d.model.loading import load_base_model
+
+__all__ = ["L2DConfig", "L2DModel", "L2DOutput", "GenerationStats", "load_base_model"]

@@ -1,0 +1,152 @@
+"""The diffusion path f_d: a stack of blocks parallel to the LM's, reading the LM's keys and values.
+
+Block l = (adaLN-modulated norm -> cross-attention -> gated residual)
+        + (adaLN-modulated norm -> MLP -> gated residual).
+Cross-attention queries come from the diffusion hidden state through the LM's own q_proj (+LoRA),
+with RoPE at the position of the token they belong to; keys and values are the main path's
+cached ones of layer l. No k_proj/v_proj runs here. The MLP is the LM's MLP of layer l (+LoRA).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from peft import LoraConfig, inject_adapter_in_model
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from l2d.diffusion.path import x_t_std
+from l2d.model.conditioning import Conditioning, FusionWeight, ModulationHead
+from l2d.model.config import L2DConfig
+from l2d.model.family import Family, apply_rotary, get
+from l2d.model.vocabulary import DiffusionVocabulary
+
+PROJECTIONS = ("q_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass
+class MainPathContext:
+    """What the main path hands the diffusion path for Q query slots per row.
+
+    keys/values: per layer (B, kv_heads, T, head_dim), post-RoPE, straight from the KV cache.
+    hidden: h_main, the LM's pre-norm final hidden state at each slot's position (B, Q, d).
+    cos/sin: RoPE at each slot's position (B, Q, head_dim).
+    mask: (B, 1, Q, T) bool, which keys each slot attends to (causal and not padding).
+    """
+
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+    hidden: torch.Tensor
+    cos: torch.Tensor
+    sin: torch.Tensor
+    mask: torch.Tensor
+
+
+def modulated_norm(x: torch.Tensor, weight: torch.Tensor, shift: torch.Tensor, eps: float) -> torch.Tensor:
+    """RMSNorm with weight (w + scale(c)) and a shift(c), normalising in float32 as the LM does."""
+    normed = x.float() * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + eps)
+    return weight * normed.to(x.dtype) + shift
+
+
+class DiffusionBlock(nn.Module):
+    def __init__(self, layer: nn.Module, family: Family, lm_config, config: L2DConfig):
+        super().__init__()
+        attention, mlp = get(layer, family.attention), get(layer, family.mlp)
+        self.input_norm = get(layer, family.input_norm)
+        self.post_attention_norm = get(layer, family.post_attention_norm)
+        self.eps = lm_config.rms_norm_eps
+        self.num_heads = lm_config.num_attention_heads
+        self.head_dim = getattr(lm_config, "head_dim", None) or lm_config.hidden_size // self.num_heads
+        self.scaling = getattr(attention, "scaling", self.head_dim**-0.5)
+        self.query_norm = get(attention, family.query_norm) if family.query_norm else None
+        self.act_fn = get(mlp, family.act_fn)
+        names = dict(q_proj=family.q_proj, o_proj=family.o_proj, gate_proj=family.gate_proj,
+                     up_proj=family.up_proj, down_proj=family.down_proj)
+        owners = dict(q_proj=attention, o_proj=attention, gate_proj=mlp, up_proj=mlp, down_proj=mlp)
+        shared = {key: get(owners[key], path) for key, path in names.items()}
+        if config.full_path:
+            self.projections = nn.ModuleDict({k: copy.deepcopy(m).requires_grad_(True) for k, m in shared.items()})
+        else:
+            # LoRA wrappers around the LM's own (frozen, shared) projections; the LM itself is untouched.
+            self.projections = nn.ModuleDict(shared)
+            lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=0.0,
+                              target_modules=list(PROJECTIONS), init_lora_weights="gaussian")
+            inject_adapter_in_model(lora, self.projections)
+        # (scale, shift, gate) for each of the two norms: 6 vectors of width d from c.
+        self.modulation = ModulationHead(config.conditioning_dim, lm_config.hidden_size, chunks=6)
+
+    def attend(self, a: torch.Tensor, keys, values, cos, sin, mask) -> torch.Tensor:
+        batch, slots, _ = a.shape
+        q = self.projections["q_proj"](a).view(batch, slots, self.num_heads, self.head_dim)
+        if self.query_norm is not None:
+            q = self.query_norm(q)
+        q = apply_rotary(q.transpose(1, 2), cos, sin)  # (B, heads, Q, head_dim)
+        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=self.scaling,
+                                             enable_gqa=keys.shape[1] != self.num_heads)
+        return self.projections["o_proj"](out.transpose(1, 2).reshape(batch, slots, -1))
+
+    def mlp(self, m: torch.Tensor) -> torch.Tensor:
+        p = self.projections
+        return p["down_proj"](self.act_fn(p["gate_proj"](m)) * p["up_proj"](m))
+
+    def forward(self, h, c, keys, values, cos, sin, mask) -> torch.Tensor:
+        scale1, shift1, gate1, scale2, shift2, gate2 = self.modulation(c)
+        a = modulated_norm(h, self.input_norm.weight + scale1, shift1, self.eps)
+        h = h + gate1 * self.attend(a, keys, values, cos, sin, mask)
+        m = modulated_norm(h, self.post_attention_norm.weight + scale2, shift2, self.eps)
+        return h + gate2 * self.mlp(m)
+
+
+class DiffusionPath(nn.Module):
+    """x_t, t, class -> fused pre-norm hidden state h = h_main + w_d(t) * h_diff (B, Q, d)."""
+
+    def __init__(self, base: nn.Module, family: Family, config: L2DConfig):
+        super().__init__()
+        lm_config, width = base.config, base.config.hidden_size
+        self.sigma = config.sigma
+        self.gradient_checkpointing = config.gradient_checkpointing
+        self.vocabulary = DiffusionVocabulary(width, config.dim)
+        self.translation = nn.Sequential(nn.Linear(config.dim, config.translation_hidden), nn.SiLU(),
+                                         nn.Linear(config.translation_hidden, width))
+        self.conditioning = Conditioning(config.frequency_dim, config.conditioning_dim, config.num_classes)
+        self.blocks = nn.ModuleList(DiffusionBlock(layer, family, lm_config, config)
+                                    for layer in get(base, family.layers))
+        self.fusion = FusionWeight(config.conditioning_dim, width)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """As the reference: xavier weights and zero biases, small timestep/class embeddings,
+        zero output layers for every modulation head and for w_d."""
+        for module in [self.vocabulary, self.translation, self.conditioning, self.fusion,
+                       *(block.modulation for block in self.blocks)]:
+            for sub in module.modules():
+                if isinstance(sub, nn.Linear):
+                    nn.init.xavier_uniform_(sub.weight)
+                    if sub.bias is not None:
+                        nn.init.zeros_(sub.bias)
+        nn.init.normal_(self.conditioning.mlp[0].weight, std=0.02)
+        nn.init.normal_(self.conditioning.mlp[-1].weight, std=0.02)
+        if self.conditioning.class_embedding is not None:
+            nn.init.normal_(self.conditioning.class_embedding.weight, std=0.02)
+        for head in [self.fusion.head, *(block.modulation for block in self.blocks)]:
+            nn.init.zeros_(head.mlp[-1].weight)
+            nn.init.zeros_(head.mlp[-1].bias)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, class_labels: torch.Tensor | None,
+                context: MainPathContext) -> torch.Tensor:
+        dtype = self.translation[0].weight.dtype
+        # Divide x_t by its std so the path sees unit variance at every t.
+        x_in = (x_t.float() / x_t_std(t.float(), self.sigma).unsqueeze(-1)).to(dtype)
+        h = self.translation(x_in)
+        c_t = self.conditioning(t, class_labels)
+        c_0 = self.conditioning(torch.zeros_like(t), class_labels)
+        for layer, block in enumerate(self.blocks):
+            args = (h, c_t, context.keys[layer], context.values[layer], context.cos, context.sin, context.mask)
+            if self.gradient_checkpointing and self.training:
+                h = checkpoint(block, *args, use_reentrant=False)
+            else:
+                h = block(*args)
+        return context.hidden + self.fusion(c_t, c_0) * h

@@ -1,0 +1,160 @@
+"""Decoding: the main path once per token, the diffusion path NFE times on the last position only.
+
+For each new token: start from x ~ N(0, sigma^2 I) in the diffusion space, integrate
+dx/dt = (x̂ - x) / (1 - t) from t=0 to t_final with the chosen solver, evaluate the model once
+more at (x(t_final), t_final) and sample the token from those logits. `levels=1` is the plain LM:
+its single evaluation at t=0 is the LM's own logits (w_d(0) = 0), so the diffusion path is skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from l2d.diffusion import guidance as cfg
+from l2d.diffusion.path import velocity as flow_velocity
+from l2d.diffusion.sampling import X1_ESTIMATES, annealed_temperature, estimate_x1, sample_tokens
+from l2d.diffusion.solver import ADAPTIVE, check_solver, fixed_nfe, integrate_adaptive, integrate_fixed, time_grid
+from l2d.model.family import new_cache, positions_from_mask
+
+
+@dataclass
+class GenerationStats:
+    """nfe_per_token: (B, N) model evaluations spent on each new token (0 once a row has finished).
+    main_forwards: main-path forwards, 1 prefill + 1 per new token after the first, whatever the NFE."""
+
+    nfe_per_token: torch.Tensor
+    main_forwards: int
+
+
+@dataclass
+class DecodeOptions:
+    solver: str = "midpoint"
+    levels: int = 8
+    t_final: float = 1.0
+    x1_estimate: str = "sample"
+    x1_temperature: float = 0.0
+    anneal_x1_temperature: bool = True
+    guidance: float | None = None
+    atol: float = 1e-3
+    rtol: float = 1e-3
+
+    def __post_init__(self) -> None:
+        check_solver(self.solver)
+        if not isinstance(self.levels, int) or self.levels < 1:
+            raise ValueError(f"levels must be an integer >= 1, got {self.levels!r}")
+        if not 0.0 < self.t_final <= 1.0:
+            raise ValueError(f"t_final must be in (0, 1], got {self.t_final}")
+        if self.x1_estimate not in X1_ESTIMATES:
+            raise ValueError(f"x1_estimate must be one of {list(X1_ESTIMATES)}, got {self.x1_estimate!r}")
+        if self.x1_temperature < 0:
+            raise ValueError(f"x1_temperature must be >= 0, got {self.x1_temperature}")
+        if self.guidance is not None and self.guidance < 1.0:
+            raise ValueError(f"guidance must be None or a weight >= 1 (1 = plain conditional), got {self.guidance}")
+        if self.atol <= 0 or self.rtol <= 0:
+            raise ValueError(f"atol and rtol must be > 0, got atol={self.atol}, rtol={self.rtol}")
+
+
+class TokenDiffusion:
+    """Integrates one token's diffusion for a batch, given the main path's state at its last position."""
+
+    def __init__(self, model, options: DecodeOptions, class_labels: torch.Tensor | None,
+                 generator: torch.Generator | None):
+        self.model, self.options, self.generator = model, options, generator
+        self.table = model.diffusion_table()  # (vocab, d̄), float32, computed once per call
+        guided = options.guidance is not None and options.guidance != 1.0  # w=1 is plain conditional
+        self.guidance = options.guidance if guided else None
+        self.slot_classes = None if class_labels is None else cfg.guidance_slots(class_labels, guided)
+        self.slots = 1 if self.slot_classes is None else self.slot_classes.shape[1]
+
+    def logits(self, context, t_rows: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Diffusion logits (B, Q, V) for state x (B, d̄) at per-row times t_rows (B,)."""
+        batch = x.shape[0]
+        x_slots = x.unsqueeze(1).expand(batch, self.slots, x.shape[-1])
+        t_slots = t_rows.float().unsqueeze(1).expand(batch, self.slots)
+        return self.model.diffusion_logits(x_slots, t_slots, self.slot_classes, context)
+
+    def next_token_logits(self, cache, h_last, index, position, key_mask) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns (logits (B, V) to sample the token from, evaluations per row (B,))."""
+        options, batch = self.options, h_last.shape[0]
+        if options.levels == 1 and options.solver not in ADAPTIVE:
+            return self.model.lm_logits(h_last), torch.ones(batch, dtype=torch.long, device=h_last.device)
+        slot = lambda v: v.unsqueeze(1).expand(batch, self.slots, *v.shape[1:])  # noqa: E731
+        context = self.model.context(cache, slot(h_last), slot(index), slot(position), key_mask)
+        rows = lambda t: torch.full((batch,), t, device=h_last.device) if isinstance(t, float) else t  # noqa: E731
+
+        def velocity(t, x):
+            temperature = annealed_temperature(options.x1_temperature, t, options.anneal_x1_temperature)
+            if isinstance(temperature, torch.Tensor):
+                temperature = temperature.view(-1, 1, 1)
+            x1_slots = estimate_x1(self.logits(context, rows(t), x), self.table, options.x1_estimate,
+                                   temperature, self.generator)
+            return flow_velocity(cfg.combine(x1_slots, self.guidance), x, rows(t))
+
+        x = torch.randn(batch, self.table.shape[1], device=h_last.device, generator=self.generator)
+        x = x * self.model.config.sigma
+        if options.solver in ADAPTIVE:
+            x, nfe = integrate_adaptive(velocity, x, options.solver, options.t_final, options.atol, options.rtol)
+        else:
+            grid = time_grid(options.levels, options.t_final)
+            x = integrate_fixed(velocity, x, options.solver, grid)
+            nfe = torch.full((batch,), fixed_nfe(options.solver, options.levels), device=h_last.device)
+        final = self.logits(context, rows(float(options.t_final)), x)[:, 0]  # the conditional slot
+        return final, nfe + 1
+
+
+@torch.no_grad()
+def generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, *,
+             max_new_tokens: int = 256, temperature: float = 1.0, class_labels=None,
+             eos_token_id: int | list[int] | None = None, pad_token_id: int | None = None,
+             generator: torch.Generator | None = None, return_stats: bool = False, **decode_options):
+    """Left-padded prompts (B, P) -> sequences (B, P + new); with return_stats, (sequences, stats).
+
+    decode_options: solver (euler, midpoint, rk4, adaptive_heun, bosh3, fehlberg2, dopri5), levels,
+    t_final, x1_estimate (sample | expectation), x1_temperature (0 = most likely token) with
+    anneal_x1_temperature, guidance (w_g >= 1, needs class_labels), atol/rtol (adaptive solvers).
+    temperature samples the emitted token (0 = greedy).
+    """
+    options = DecodeOptions(**decode_options)
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
+    attention_mask = model.check_inputs(input_ids, attention_mask)
+    batch = input_ids.shape[0]
+    class_labels = model.check_class_labels(class_labels, batch)
+    if options.guidance is not None and class_labels is None:
+        raise ValueError("guidance needs class_labels (and a model trained with num_classes > 0)")
+    if class_labels is None and model.config.num_classes > 0:
+        class_labels = torch.full((batch,), cfg.NULL_CLASS, device=input_ids.device)
+    eos = torch.as_tensor([] if eos_token_id is None else eos_token_id, device=input_ids.device).reshape(-1)
+    pad = pad_token_id if pad_token_id is not None else (int(eos[0]) if eos.numel() else 0)
+
+    position = positions_from_mask(attention_mask)
+    cache = new_cache(model.base)
+    h_last = model.run_main_path(input_ids, attention_mask, position, cache)[:, -1]
+    main_forwards = 1
+    position, index = position[:, -1], torch.full((batch,), input_ids.shape[1] - 1, device=input_ids.device)
+    diffusion = TokenDiffusion(model, options, class_labels, generator)
+
+    new_tokens, nfe_columns = [], []
+    finished = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
+    for step in range(max_new_tokens):
+        logits, nfe = diffusion.next_token_logits(cache, h_last, index, position, attention_mask)
+        token = torch.where(finished, pad, sample_tokens(logits.float(), temperature, generator))
+        new_tokens.append(token)
+        nfe_columns.append(torch.where(finished, 0, nfe))
+        if eos.numel():
+            finished = finished | torch.isin(token, eos)
+        if step == max_new_tokens - 1 or (eos.numel() and bool(finished.all())):
+            break
+        attention_mask = torch.cat([attention_mask, attention_mask.new_ones(batch, 1)], dim=1)
+        position, index = position + 1, index + 1
+        h_last = model.run_main_path(token.unsqueeze(1), attention_mask, position.unsqueeze(1), cache)[:, -1]
+        main_forwards += 1
+
+    sequences = torch.cat([input_ids, torch.stack(new_tokens, dim=1)], dim=1)
+    if return_stats:
+        return sequences, GenerationStats(torch.stack(nfe_columns, dim=1), main_forwards)
+    return sequences

@@ -1,0 +1,117 @@
+"""Decoding: NFE accounting, main-path forwards, guidance, adaptive per-sequence steps."""
+
+import pytest
+import torch
+
+from l2d import L2DConfig, L2DModel
+from tests.tiny import tiny_base
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    model = L2DModel(tiny_base(), L2DConfig(dim=16, lora_rank=4, num_classes=2))
+    with torch.no_grad():  # a non-trivial diffusion path
+        for _, p in model.trainable_named_parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return model.eval()
+
+
+def prompts():
+    ids = torch.randint(0, 256, (3, 7), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    mask[0, :2] = 0
+    return ids, mask
+
+
+@pytest.mark.parametrize("solver, levels, nfe", [("midpoint", 8, 15), ("midpoint", 2, 3), ("midpoint", 16, 31),
+                                                 ("euler", 15, 15), ("euler", 4, 4), ("rk4", 3, 9),
+                                                 ("midpoint", 1, 1)])
+def test_fixed_solver_nfe_per_token_and_one_main_forward_per_token(model, solver, levels, nfe):
+    ids, mask = prompts()
+    sequences, stats = model.generate(ids, mask, max_new_tokens=5, solver=solver, levels=levels, return_stats=True)
+    assert sequences.shape == (3, 12)
+    assert stats.nfe_per_token.shape == (3, 5)
+    assert (stats.nfe_per_token == nfe).all()
+    assert stats.main_forwards == 1 + 4  # prefill + one per new token after the first, whatever the NFE
+
+
+def test_levels1_never_runs_the_diffusion_path(model, monkeypatch):
+    calls = []
+    monkeypatch.setattr(model.diffusion, "forward", lambda *a, **k: calls.append(1))
+    ids, mask = prompts()
+    model.generate(ids, mask, max_new_tokens=3, levels=1)
+    assert not calls
+
+
+@pytest.mark.parametrize("solver", ["adaptive_heun", "bosh3", "fehlberg2", "dopri5"])
+def test_adaptive_solvers_report_per_sequence_counts(model, solver):
+    ids, mask = prompts()
+    _, stats = model.generate(ids, mask, max_new_tokens=3, solver=solver, x1_estimate="expectation",
+                              x1_temperature=1.0, atol=1e-2, rtol=1e-2, return_stats=True)
+    assert (stats.nfe_per_token >= 4).all()  # f0, the initial-step probe, >= 1 step, final evaluation
+
+
+def test_adaptive_steps_differ_between_sequences_of_a_batch(model):
+    """Each row keeps its own step size (batch independence itself is tested on known ODEs)."""
+    ids, mask = prompts()
+    _, stats = model.generate(ids, mask, max_new_tokens=2, solver="bosh3", x1_estimate="expectation",
+                              x1_temperature=1.0, temperature=0.0, return_stats=True)
+    assert stats.nfe_per_token.unique().numel() > 1
+
+
+def test_eos_stops_rows_and_pads_them(model):
+    ids, mask = prompts()
+    greedy = model.generate(ids, mask, max_new_tokens=6, levels=1, temperature=0.0)
+    eos = int(greedy[1, 8])  # row 1's second new token
+    sequences, stats = model.generate(ids, mask, max_new_tokens=6, levels=1, temperature=0.0, eos_token_id=eos,
+                                      pad_token_id=255, return_stats=True)
+    row = sequences[1, 7:].tolist()
+    stop = row.index(eos)
+    assert all(token == 255 for token in row[stop + 1:])
+    assert (stats.nfe_per_token[1, stop + 1:] == 0).all()
+
+
+def test_guidance_one_equals_plain_conditional(model):
+    ids, mask = prompts()
+    classes = torch.tensor([1, 2, 1])
+    plain = model.generate(ids, mask, max_new_tokens=4, class_labels=classes, generator=torch.Generator().manual_seed(7))
+    guided = model.generate(ids, mask, max_new_tokens=4, class_labels=classes, guidance=1.0,
+                            generator=torch.Generator().manual_seed(7))
+    assert torch.equal(plain, guided)
+
+
+def test_guidance_evaluates_conditional_and_unconditional_in_one_batch(model):
+    """The two query slots of a row give the same logits as two separate single-slot evaluations."""
+    ids, mask = prompts()
+    cache_ids = ids
+    from l2d.model.family import new_cache, positions_from_mask
+
+    cache = new_cache(model.base)
+    positions = positions_from_mask(mask)
+    hidden = model.run_main_path(cache_ids, mask, positions, cache)[:, -1]
+    batch = ids.shape[0]
+    index = torch.full((batch,), ids.shape[1] - 1)
+    x = torch.randn(batch, 16) * 64
+    t = torch.full((batch,), 0.3)
+
+    def logits(classes):
+        slots = classes.shape[1]
+        expand = lambda v: v.unsqueeze(1).expand(batch, slots, *v.shape[1:])  # noqa: E731
+        context = model.context(cache, expand(hidden), expand(index), expand(positions[:, -1]), mask)
+        return model.diffusion_logits(expand(x), expand(t), classes, context)
+
+    both = logits(torch.tensor([[1, 0], [2, 0], [1, 0]]))
+    conditional = logits(torch.tensor([[1], [2], [1]]))
+    unconditional = logits(torch.zeros(3, 1, dtype=torch.long))
+    torch.testing.assert_close(both[:, 0], conditional[:, 0])
+    torch.testing.assert_close(both[:, 1], unconditional[:, 0])
+    assert not torch.allclose(both[:, 0], both[:, 1])
+
+
+def test_guided_generation_runs_and_is_seeded(model):
+    ids, mask = prompts()
+    options = dict(max_new_tokens=3, class_labels=torch.tensor([1, 2, 2]), guidance=2.0, levels=4)
+    first = model.generate(ids, mask, generator=torch.Generator().manual_seed(3), **options)
+    again = model.generate(ids, mask, generator=torch.Generator().manual_seed(3), **options)
+    assert torch.equal(first, again)

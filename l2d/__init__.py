@@ -1,5 +1,5 @@
 """l2d: LM-to-Diffusion finetuning. A frozen causal LM plus a parallel diffusion path."""
 
-from l2d.model import GenerationStats, L2DConfig, L2DModel, L2DOutput, load_base_model
+from l2d.model import CausalLM, GenerationStats, L2DConfig, L2DModel, L2DOutput, load_base_model
 
-__all__ = ["L2DConfig", "L2DModel", "L2DOutput", "GenerationStats", "load_base_model"]
+__all__ = ["CausalLM", "L2DConfig", "L2DModel", "L2DOutput", "GenerationStats", "load_base_model"]

@@ -61,6 +61,9 @@ class TokenDiffusion:
 
     def __init__(self, model, options: DecodeOptions, class_labels: torch.Tensor | None,
                  generator: torch.Generator | None):
+        if not hasattr(model, "diffusion"):
+            raise ValueError(f"solver={options.solver!r} with levels={options.levels} needs an L2D model; "
+                             "the plain LM decodes with levels=1")
         self.model, self.options, self.generator = model, options, generator
         self.table = model.diffusion_table()  # (vocab, d̄), float32, computed once per call
         guided = options.guidance is not None and options.guidance != 1.0  # w=1 is plain conditional
@@ -78,10 +81,9 @@ class TokenDiffusion:
     def next_token_logits(self, cache, h_last, index, position, key_mask) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (logits (B, V) to sample the token from, evaluations per row (B,))."""
         options, batch = self.options, h_last.shape[0]
-        if options.levels == 1 and options.solver not in ADAPTIVE:
-            return self.model.lm_logits(h_last), torch.ones(batch, dtype=torch.long, device=h_last.device)
         slot = lambda v: v.unsqueeze(1).expand(batch, self.slots, *v.shape[1:])  # noqa: E731
-        context = self.model.context(cache, slot(h_last), slot(index), slot(position), key_mask)
+        context = self.model.context(cache, len(self.model.diffusion.blocks), slot(h_last), slot(index),
+                                     slot(position), key_mask)
         rows = lambda t: torch.full((batch,), t, device=h_last.device) if isinstance(t, float) else t  # noqa: E731
 
         def velocity(t, x):
@@ -126,7 +128,7 @@ def generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
     class_labels = model.check_class_labels(class_labels, batch)
     if options.guidance is not None and class_labels is None:
         raise ValueError("guidance needs class_labels (and a model trained with num_classes > 0)")
-    if class_labels is None and model.config.num_classes > 0:
+    if class_labels is None and model.num_classes > 0:
         class_labels = torch.full((batch,), cfg.NULL_CLASS, device=input_ids.device)
     eos = torch.as_tensor([] if eos_token_id is None else eos_token_id, device=input_ids.device).reshape(-1)
     pad = pad_token_id if pad_token_id is not None else (int(eos[0]) if eos.numel() else 0)
@@ -136,12 +138,16 @@ def generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
     h_last = model.run_main_path(input_ids, attention_mask, position, cache)[:, -1]
     main_forwards = 1
     position, index = position[:, -1], torch.full((batch,), input_ids.shape[1] - 1, device=input_ids.device)
-    diffusion = TokenDiffusion(model, options, class_labels, generator)
+    plain = options.levels == 1 and options.solver not in ADAPTIVE
+    diffusion = None if plain else TokenDiffusion(model, options, class_labels, generator)
 
     new_tokens, nfe_columns = [], []
     finished = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
     for step in range(max_new_tokens):
-        logits, nfe = diffusion.next_token_logits(cache, h_last, index, position, attention_mask)
+        if diffusion is None:  # the plain LM: its one evaluation at t=0 is the main path's logits
+            logits, nfe = model.lm_logits(h_last), torch.ones(batch, dtype=torch.long, device=h_last.device)
+        else:
+            logits, nfe = diffusion.next_token_logits(cache, h_last, index, position, attention_mask)
         token = torch.where(finished, pad, sample_tokens(logits.float(), temperature, generator))
         new_tokens.append(token)
         nfe_columns.append(torch.where(finished, 0, nfe))

@@ -16,10 +16,10 @@ from torch import nn
 from l2d.diffusion.guidance import NULL_CLASS
 from l2d.diffusion.path import add_noise, sample_timesteps
 from l2d.model.config import L2DConfig
-from l2d.model.diffusion_path import DiffusionPath, MainPathContext
 from l2d.model.checkpoint import load_diffusion_path, save_diffusion_path
-from l2d.model.family import family_of, get, layer_kv, new_cache, positions_from_mask, rotary_cos_sin
-from l2d.model.generate import generate
+from l2d.model.diffusion_path import DiffusionPath, MainPathContext
+from l2d.model.family import get, new_cache, positions_from_mask
+from l2d.model.main_path import CausalLM
 
 IGNORE_INDEX = -100
 
@@ -40,12 +40,14 @@ class L2DOutput:
     token_losses: torch.Tensor | None = None
 
 
-class L2DModel(nn.Module):
+class L2DModel(CausalLM):
+    """The frozen base (main path, see CausalLM) plus the diffusion path."""
+
+    default_levels = 8  # midpoint: 15 evaluations per token, the paper's default
+
     def __init__(self, base: nn.Module, config: L2DConfig | None = None):
-        super().__init__()
+        super().__init__(base)
         self.config = config or L2DConfig()
-        self.family = family_of(base)
-        self.base = base.requires_grad_(False).eval()
         if self.config.base_model is None:
             self.config.base_model = getattr(base.config, "l2d_name_or_path", None) or base.config._name_or_path
         dtype = get(base, self.family.embed_tokens).weight.dtype
@@ -53,10 +55,9 @@ class L2DModel(nn.Module):
         self._frozen_ids = {id(p) for p in self.base.parameters()}
 
     # ---- bookkeeping -------------------------------------------------------------------------
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.base.eval()  # frozen: always in inference mode
-        return self
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
 
     def trainable_named_parameters(self):
         """The diffusion path's own parameters (not the LM weights it shares)."""
@@ -65,72 +66,13 @@ class L2DModel(nn.Module):
     def num_trainable_parameters(self) -> int:
         return sum(p.numel() for _, p in self.trainable_named_parameters())
 
-    @property
-    def device(self) -> torch.device:
-        return get(self.base, self.family.embed_tokens).weight.device
-
-    # ---- the main path -------------------------------------------------------------------------
-    def run_main_path(self, input_ids, attention_mask, position_ids, cache) -> torch.Tensor:
-        """Run the frozen LM, filling `cache`; returns its pre-norm final hidden states (B, T, d)."""
-        captured = []
-        hook = get(self.base, self.family.final_norm).register_forward_pre_hook(
-            lambda module, args: captured.append(args[0]))
-        try:
-            get(self.base, self.family.decoder)(input_ids=input_ids, attention_mask=attention_mask,
-                                                position_ids=position_ids, past_key_values=cache, use_cache=True)
-        finally:
-            hook.remove()
-        return captured[-1]
-
-    def lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """The LM's own head: final norm, then the vocabulary projection."""
-        return get(self.base, self.family.lm_head)(get(self.base, self.family.final_norm)(hidden))
-
-    def context(self, cache, hidden, query_index, query_position, key_mask) -> MainPathContext:
-        """Context for Q query slots: query_index (B, Q) cache index of each slot's own token,
-        query_position (B, Q) its RoPE position, key_mask (B, T) which cached keys are real."""
-        num_layers = len(self.diffusion.blocks)
-        keys, values = zip(*(layer_kv(cache, layer) for layer in range(num_layers)))
-        cos, sin = rotary_cos_sin(get(self.base, self.family.rotary), hidden, query_position)
-        key_index = torch.arange(key_mask.shape[1], device=key_mask.device)
-        own = key_index == query_index.unsqueeze(-1)  # (B, Q, T); keeps padding slots finite
-        mask = (key_index <= query_index.unsqueeze(-1)) & (key_mask.bool().unsqueeze(1) | own)
-        return MainPathContext(list(keys), list(values), hidden, cos, sin, mask.unsqueeze(1))
-
+    # ---- the diffusion path at inference ---------------------------------------------------------
     def diffusion_logits(self, x_t, t, class_labels, context: MainPathContext) -> torch.Tensor:
         return self.lm_logits(self.diffusion(x_t, t, class_labels, context))
 
     def diffusion_table(self) -> torch.Tensor:
         """The whole diffusion vocabulary V (vocab, d̄) in float32, for x̂ at inference."""
         return self.diffusion.vocabulary(get(self.base, self.family.embed_tokens).weight)
-
-    # ---- checks --------------------------------------------------------------------------------
-    def check_class_labels(self, class_labels: torch.Tensor | None, batch: int) -> torch.Tensor | None:
-        if class_labels is None:
-            return None
-        if self.config.num_classes == 0:
-            raise ValueError("class_labels were given but the model has no guidance classes "
-                             "(L2DConfig.num_classes = 0)")
-        class_labels = torch.as_tensor(class_labels, device=self.device).long().reshape(-1)
-        if class_labels.numel() != batch:
-            raise ValueError(f"class_labels must hold one class per sequence ({batch}), got {class_labels.numel()}")
-        if class_labels.min() < 0 or class_labels.max() > self.config.num_classes:
-            raise ValueError(f"class_labels must be in 0..{self.config.num_classes} (0 = null class), "
-                             f"got {class_labels.tolist()}")
-        return class_labels
-
-    @staticmethod
-    def check_inputs(input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-        if input_ids.dim() != 2 or input_ids.shape[1] == 0:
-            raise ValueError(f"input_ids must be (batch, length) with length >= 1, got shape {tuple(input_ids.shape)}")
-        if attention_mask is None:
-            return torch.ones_like(input_ids)
-        if attention_mask.shape != input_ids.shape:
-            raise ValueError(f"attention_mask shape {tuple(attention_mask.shape)} must equal input_ids shape "
-                             f"{tuple(input_ids.shape)}")
-        if not attention_mask.bool().any(dim=1).all():
-            raise ValueError("attention_mask has a row with no real token (empty prompt)")
-        return attention_mask
 
     # ---- training forward ----------------------------------------------------------------------
     def forward(self, input_ids, attention_mask=None, labels=None, timesteps=None, class_labels=None) -> L2DOutput:
@@ -174,7 +116,8 @@ class L2DModel(nn.Module):
         x1 = self.diffusion.vocabulary(embed(targets.clamp_min(0)))
         x_t = add_noise(x1, t, self.config.sigma).x_t
         slot_hidden = hidden.gather(1, slots.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
-        context = self.context(cache, slot_hidden, slots, position_ids.gather(1, slots), attention_mask)
+        context = self.context(cache, len(self.diffusion.blocks), slot_hidden, slots, position_ids.gather(1, slots),
+                               attention_mask)
         logits = self.diffusion_logits(x_t, t, slot_classes, context)
 
         loss = token_losses = None
@@ -196,12 +139,6 @@ class L2DModel(nn.Module):
         if (t < 0).any() or (t > 1).any():
             raise ValueError("timesteps must lie in [0, 1]")
         return t.expand(batch, length).gather(1, slots)
-
-    # ---- inference -------------------------------------------------------------------------------
-    @torch.no_grad()
-    def generate(self, input_ids, attention_mask=None, **kwargs):
-        """Batched decoding with the KV cache; see `l2d.model.generate.generate` for the options."""
-        return generate(self, input_ids, attention_mask, **kwargs)
 
     # ---- persistence ---------------------------------------------------------------------------
     def save_pretrained(self, directory) -> None:

@@ -49,10 +49,16 @@ def resolve_dtype(dtype) -> torch.dtype:
 
 
 def load_base_model(name_or_path: str, dtype=torch.float32, device=None):
-    """Returns (model, tokenizer). `smollm2-135m` (or a .gguf path) loads offline, de-quantized."""
+    """Returns (model, tokenizer). `smollm2-135m` (or a .gguf path) loads offline, de-quantized;
+    `tiny` is a random test-sized Llama (see l2d/model/tiny.py)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     dtype = resolve_dtype(dtype)
+    if name_or_path == "tiny" or name_or_path.startswith("tiny:"):
+        from l2d.model.tiny import tiny_from_name
+
+        model, tokenizer = tiny_from_name(name_or_path, dtype=str(dtype).removeprefix("torch."))
+        return model.to(device) if device is not None else model, tokenizer
     source = smollm2_gguf_path() if name_or_path == SMOLLM2 else Path(name_or_path)
     if str(source).endswith(".gguf"):
         if not source.is_file():

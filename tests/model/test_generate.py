@@ -98,7 +98,7 @@ def test_guidance_evaluates_conditional_and_unconditional_in_one_batch(model):
     def logits(classes):
         slots = classes.shape[1]
         expand = lambda v: v.unsqueeze(1).expand(batch, slots, *v.shape[1:])  # noqa: E731
-        context = model.context(cache, expand(hidden), expand(index), expand(positions[:, -1]), mask)
+        context = model.context(cache, 2, expand(hidden), expand(index), expand(positions[:, -1]), mask)
         return model.diffusion_logits(expand(x), expand(t), classes, context)
 
     both = logits(torch.tensor([[1, 0], [2, 0], [1, 0]]))
@@ -115,3 +115,15 @@ def test_guided_generation_runs_and_is_seeded(model):
     first = model.generate(ids, mask, generator=torch.Generator().manual_seed(3), **options)
     again = model.generate(ids, mask, generator=torch.Generator().manual_seed(3), **options)
     assert torch.equal(first, again)
+
+
+def test_plain_lm_decodes_alone_and_refuses_diffusion_levels():
+    from l2d import CausalLM
+
+    base = tiny_base()
+    plain = CausalLM(base)
+    ids, mask = prompts()
+    ours = plain.generate(ids, mask, max_new_tokens=5, temperature=0.0)
+    assert torch.equal(ours, base.generate(ids, attention_mask=mask, max_new_tokens=5, do_sample=False, pad_token_id=0))
+    with pytest.raises(ValueError, match="needs an L2D model"):
+        plain.generate(ids, mask, max_new_tokens=2, levels=8)

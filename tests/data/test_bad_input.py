@@ -1,0 +1,74 @@
+"""Bad input fails early and says where, or is skipped and counted when asked."""
+
+from __future__ import annotations
+
+import pytest
+
+from l2d.data.invalid import InvalidRecordError, InvalidRecords
+from l2d.data.sources import GSM8KSource, JsonlSource, SmolTalkSource
+from l2d.lightning.datamodule import L2DDataModule
+from tests.data.conftest import chat, write_jsonl
+
+
+def test_missing_file_names_its_path(tmp_path):
+    missing = tmp_path / "nowhere" / "train.jsonl"
+    for source in (JsonlSource(str(missing)), GSM8KSource(path=str(missing))):
+        with pytest.raises(FileNotFoundError, match=str(missing)):
+            source.load(InvalidRecords())
+
+
+def bad_file(tmp_path):
+    return write_jsonl(tmp_path / "bad.jsonl", [
+        {"messages": chat("a", "b")},
+        '{"messages": [oops',  # line 2: malformed JSON
+        {"messages": [{"role": "user", "content": "no answer"}]},  # line 3: no assistant turn
+        ["not", "an", "object"],  # line 4
+        {"prompt": "c", "response": "d"},
+    ])
+
+
+def test_malformed_line_reports_file_and_line(tmp_path):
+    path = bad_file(tmp_path)
+    with pytest.raises(InvalidRecordError, match=f"{path}:2: malformed JSON"):
+        JsonlSource(str(path)).load(InvalidRecords())
+
+
+def test_invalid_records_skipped_and_counted(tmp_path, tokenizer):
+    data = L2DDataModule(tokenizer, JsonlSource(str(bad_file(tmp_path))), val_size=0, skip_invalid=True)
+    data.setup()
+    assert (data.stats.skipped_invalid, data.stats.examples) == (3, 2)
+
+
+@pytest.mark.parametrize("record, reason", [
+    ({"messages": [{"role": "user", "content": "q"}]}, "no assistant message"),
+    ({"messages": [{"role": "user"}, {"role": "assistant", "content": "a"}]}, "message 0"),
+    ({"prompt": "q"}, "'messages' or both 'prompt' and 'response'"),
+    ({"prompt": "q", "response": "a", "class_name": 3}, "class_name"),
+])
+def test_schema_errors_are_located(tmp_path, record, reason):
+    path = write_jsonl(tmp_path / "one.jsonl", [record])
+    with pytest.raises(InvalidRecordError, match=f"{path}:1: .*{reason}"):
+        JsonlSource(str(path)).load(InvalidRecords())
+
+
+def test_empty_after_filtering_fails_before_training(tmp_path, tokenizer):
+    path = write_jsonl(tmp_path / "long.jsonl", [{"prompt": "q" * 100, "response": "a"}] * 3)
+    data = L2DDataModule(tokenizer, JsonlSource(str(path)), max_length=50, val_size=0)
+    with pytest.raises(ValueError, match="no training examples left after filtering: 3 longer than max_length=50"):
+        data.setup()
+
+
+def test_hub_unreachable_is_one_line_naming_the_local_alternative(monkeypatch):
+    import datasets
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'openai/gsm8k' on the Hub (LocalEntryNotFoundError)")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(ConnectionError) as failure:
+        GSM8KSource().load(InvalidRecords())
+    message = str(failure.value)
+    assert "\n" not in message and "GSM8KSource(path=" in message and "Couldn't reach" in message
+    assert failure.value.__suppress_context__
+    with pytest.raises(ConnectionError, match="JsonlSource"):
+        SmolTalkSource().validation(InvalidRecords())

@@ -1,0 +1,67 @@
+"""Where task records come from: a local JSONL file or the Hugging Face hub (optional `datasets`)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+Record = dict[str, Any]
+
+
+class TaskDataError(RuntimeError):
+    """A task's data could not be loaded; the message says what to pass instead."""
+
+
+@dataclass(frozen=True)
+class HubSplit:
+    repo: str
+    config: str | None
+    split: str
+    revision: str | None = None
+
+    def __str__(self) -> str:
+        config = f", config {self.config}" if self.config else ""
+        revision = f", revision {self.revision}" if self.revision else ""
+        return f"{self.repo} (split {self.split}{config}{revision})"
+
+
+def read_jsonl(path: str | Path) -> list[Record]:
+    """One JSON object per non-blank line; `.gz` files are decompressed."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as lines:
+            return [_parse(line, path, number) for number, line in enumerate(lines, 1) if line.strip()]
+    except OSError as error:
+        raise TaskDataError(f"cannot read {path}: {error.strerror or error}") from None
+
+
+def _parse(line: str, path: Path, number: int) -> Record:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise TaskDataError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+    if not isinstance(record, dict):
+        raise TaskDataError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+    return record
+
+
+def load_hub(source: HubSplit, task: str, schema: str) -> list[Record]:
+    """Rows of a hub split; any failure (offline, no `datasets`, withdrawn repo) becomes one
+    TaskDataError naming the `path` option and the record schema, without a deep traceback."""
+    fix = f"pass path=<file.jsonl> with one JSON object per line: {schema}"
+    try:
+        import datasets  # optional dependency (l2d[hub]); imported only when the hub is used
+    except ImportError:
+        raise TaskDataError(f"task {task!r} needs {source} but the `datasets` package is not installed "
+                            f"(pip install 'l2d[hub]'); or {fix}") from None
+    try:
+        rows = datasets.load_dataset(source.repo, source.config, split=source.split, revision=source.revision)
+    except Exception as error:  # the hub raises many types (ConnectionError, HfHubHTTPError, ...)
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise TaskDataError(f"task {task!r}: could not load {source} from the Hugging Face hub "
+                            f"({reason}). Offline? Then {fix}") from None
+    return [dict(row) for row in rows]

@@ -93,3 +93,12 @@ def new_cache(base: nn.Module):
 def positions_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     """Position ids that skip left padding, as transformers' generate() computes them."""
     return (attention_mask.long().cumsum(-1) - 1).clamp_min(0)
+
+
+def reorder_cache(cache, rows: torch.Tensor) -> None:
+    """Keep (or repeat) batch rows `rows` of every layer's keys and values, in place (beam search)."""
+    if hasattr(cache, "layers"):
+        for entry in cache.layers:
+            entry.keys, entry.values = entry.keys[rows], entry.values[rows]
+    else:
+        cache.reorder_cache(rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from peft import LoraConfig, get_peft_model
@@ -10,6 +11,7 @@ from torch import nn
 from l2d.model.checkpoint import atomic_directory
 
 METHODS = ("lora", "full")
+FINETUNE_FILE = "l2d_finetune.json"  # which method and base an export was made with
 
 
 class Finetune(nn.Module):
@@ -22,6 +24,7 @@ class Finetune(nn.Module):
         if lora_rank < 0:
             raise ValueError(f"lora_rank must be >= 0 (0 = full finetuning), got {lora_rank}")
         self.method = "lora" if lora_rank else "full"
+        self.base_name = getattr(base.config, "l2d_name_or_path", None) or base.config._name_or_path
         if lora_rank:
             config = LoraConfig(r=lora_rank, lora_alpha=lora_alpha, lora_dropout=0.0, target_modules=target_modules)
             self.model = get_peft_model(base, config)
@@ -44,7 +47,14 @@ class Finetune(nn.Module):
 
     def save_pretrained(self, directory) -> None:
         """LoRA: the peft adapter; full: the whole model (transformers format). Written atomically."""
-        atomic_directory(Path(directory), lambda staging: self.model.save_pretrained(str(staging)))
+        info = {"method": self.method, "base_model": self.base_name,
+                "trainable_parameters": self.num_trainable_parameters()}
+
+        def write(staging: Path) -> None:
+            self.model.save_pretrained(str(staging))
+            (staging / FINETUNE_FILE).write_text(json.dumps(info, indent=2) + "\n")
+
+        atomic_directory(Path(directory), write)
 
 
 def load_finetuned(directory, base: nn.Module) -> nn.Module:

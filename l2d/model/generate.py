@@ -16,7 +16,7 @@ from l2d.diffusion import guidance as cfg
 from l2d.diffusion.path import velocity as flow_velocity
 from l2d.diffusion.sampling import X1_ESTIMATES, annealed_temperature, estimate_x1, sample_tokens
 from l2d.diffusion.solver import ADAPTIVE, check_solver, fixed_nfe, integrate_adaptive, integrate_fixed, time_grid
-from l2d.model.family import new_cache, positions_from_mask
+from l2d.model.family import new_cache, positions_from_mask, reorder_cache
 
 
 @dataclass
@@ -106,6 +106,68 @@ class TokenDiffusion:
         return final, nfe + 1
 
 
+class Decoder:
+    """The state of one batched decode: KV cache, masks, positions, and the last hidden state.
+
+    `start` prefills the prompts; `advance` feeds one token per row. Both return the logits of the
+    next token and the evaluations each row spent on them. `select` keeps or repeats rows (beams).
+    """
+
+    def __init__(self, model, options: DecodeOptions, class_labels, generator: torch.Generator | None):
+        self.model, self.options = model, options
+        plain = options.levels == 1 and options.solver not in ADAPTIVE
+        self.diffusion = None if plain else TokenDiffusion(model, options, class_labels, generator)
+        self.main_forwards = 0
+
+    def start(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        self.attention_mask = attention_mask
+        position = positions_from_mask(attention_mask)
+        self.cache = new_cache(self.model.base)
+        self.h_last = self.model.run_main_path(input_ids, attention_mask, position, self.cache)[:, -1]
+        self.main_forwards += 1
+        self.position = position[:, -1]
+        self.index = torch.full_like(self.position, input_ids.shape[1] - 1)
+        return self.next_token_logits()
+
+    def advance(self, tokens: torch.Tensor):
+        batch = tokens.shape[0]
+        self.attention_mask = torch.cat([self.attention_mask, self.attention_mask.new_ones(batch, 1)], dim=1)
+        self.position, self.index = self.position + 1, self.index + 1
+        self.h_last = self.model.run_main_path(tokens.unsqueeze(1), self.attention_mask, self.position.unsqueeze(1),
+                                               self.cache)[:, -1]
+        self.main_forwards += 1
+        return self.next_token_logits()
+
+    def next_token_logits(self):
+        if self.diffusion is None:  # the plain LM: its one evaluation at t=0 is the main path's logits
+            batch = self.h_last.shape[0]
+            return self.model.lm_logits(self.h_last), torch.ones(batch, dtype=torch.long, device=self.h_last.device)
+        return self.diffusion.next_token_logits(self.cache, self.h_last, self.index, self.position, self.attention_mask)
+
+    def select(self, rows: torch.Tensor) -> None:
+        """Continue with rows `rows` of the current batch (in that order, repeats allowed)."""
+        reorder_cache(self.cache, rows)
+        self.attention_mask, self.h_last = self.attention_mask[rows], self.h_last[rows]
+        self.position, self.index = self.position[rows], self.index[rows]
+        if self.diffusion is not None and self.diffusion.slot_classes is not None:
+            self.diffusion.slot_classes = self.diffusion.slot_classes[rows]
+
+
+def prepare(model, input_ids, attention_mask, class_labels, eos_token_id, pad_token_id, **decode_options):
+    """Checks shared by every decoding strategy; returns (options, mask, class labels, eos ids, pad id)."""
+    options = DecodeOptions(**{"levels": model.default_levels, **decode_options})
+    attention_mask = model.check_inputs(input_ids, attention_mask)
+    batch = input_ids.shape[0]
+    class_labels = model.check_class_labels(class_labels, batch)
+    if options.guidance is not None and class_labels is None:
+        raise ValueError("guidance needs class_labels (and a model trained with num_classes > 0)")
+    if class_labels is None and model.num_classes > 0:
+        class_labels = torch.full((batch,), cfg.NULL_CLASS, device=input_ids.device)
+    eos = torch.as_tensor([] if eos_token_id is None else eos_token_id, device=input_ids.device).reshape(-1)
+    pad = pad_token_id if pad_token_id is not None else (int(eos[0]) if eos.numel() else 0)
+    return options, attention_mask, class_labels, eos, pad
+
+
 @torch.no_grad()
 def generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, *,
              max_new_tokens: int = 256, temperature: float = 1.0, class_labels=None,
@@ -118,36 +180,17 @@ def generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
     anneal_x1_temperature, guidance (w_g >= 1, needs class_labels), atol/rtol (adaptive solvers).
     temperature samples the emitted token (0 = greedy).
     """
-    options = DecodeOptions(**decode_options)
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
-    attention_mask = model.check_inputs(input_ids, attention_mask)
-    batch = input_ids.shape[0]
-    class_labels = model.check_class_labels(class_labels, batch)
-    if options.guidance is not None and class_labels is None:
-        raise ValueError("guidance needs class_labels (and a model trained with num_classes > 0)")
-    if class_labels is None and model.num_classes > 0:
-        class_labels = torch.full((batch,), cfg.NULL_CLASS, device=input_ids.device)
-    eos = torch.as_tensor([] if eos_token_id is None else eos_token_id, device=input_ids.device).reshape(-1)
-    pad = pad_token_id if pad_token_id is not None else (int(eos[0]) if eos.numel() else 0)
-
-    position = positions_from_mask(attention_mask)
-    cache = new_cache(model.base)
-    h_last = model.run_main_path(input_ids, attention_mask, position, cache)[:, -1]
-    main_forwards = 1
-    position, index = position[:, -1], torch.full((batch,), input_ids.shape[1] - 1, device=input_ids.device)
-    plain = options.levels == 1 and options.solver not in ADAPTIVE
-    diffusion = None if plain else TokenDiffusion(model, options, class_labels, generator)
-
+    options, attention_mask, class_labels, eos, pad = prepare(model, input_ids, attention_mask, class_labels,
+                                                              eos_token_id, pad_token_id, **decode_options)
+    decoder = Decoder(model, options, class_labels, generator)
+    logits, nfe = decoder.start(input_ids, attention_mask)
     new_tokens, nfe_columns = [], []
-    finished = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
+    finished = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
     for step in range(max_new_tokens):
-        if diffusion is None:  # the plain LM: its one evaluation at t=0 is the main path's logits
-            logits, nfe = model.lm_logits(h_last), torch.ones(batch, dtype=torch.long, device=h_last.device)
-        else:
-            logits, nfe = diffusion.next_token_logits(cache, h_last, index, position, attention_mask)
         token = torch.where(finished, pad, sample_tokens(logits.float(), temperature, generator))
         new_tokens.append(token)
         nfe_columns.append(torch.where(finished, 0, nfe))
@@ -155,12 +198,9 @@ def generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
             finished = finished | torch.isin(token, eos)
         if step == max_new_tokens - 1 or (eos.numel() and bool(finished.all())):
             break
-        attention_mask = torch.cat([attention_mask, attention_mask.new_ones(batch, 1)], dim=1)
-        position, index = position + 1, index + 1
-        h_last = model.run_main_path(token.unsqueeze(1), attention_mask, position.unsqueeze(1), cache)[:, -1]
-        main_forwards += 1
+        logits, nfe = decoder.advance(token)
 
     sequences = torch.cat([input_ids, torch.stack(new_tokens, dim=1)], dim=1)
     if return_stats:
-        return sequences, GenerationStats(torch.stack(nfe_columns, dim=1), main_forwards)
+        return sequences, GenerationStats(torch.stack(nfe_columns, dim=1), decoder.main_forwards)
     return sequences

@@ -50,8 +50,8 @@ class L2DModel(CausalLM):
         self.config = config or L2DConfig()
         if self.config.base_model is None:
             self.config.base_model = getattr(base.config, "l2d_name_or_path", None) or base.config._name_or_path
-        dtype = get(base, self.family.embed_tokens).weight.dtype
-        self.diffusion = DiffusionPath(base, self.family, self.config).to(dtype)
+        like = get(base, self.family.embed_tokens).weight
+        self.diffusion = DiffusionPath(base, self.family, self.config).to(device=like.device, dtype=like.dtype)
         self._frozen_ids = {id(p) for p in self.base.parameters()}
 
     # ---- bookkeeping -------------------------------------------------------------------------

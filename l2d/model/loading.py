@@ -57,7 +57,7 @@ def load_base_model(name_or_path: str, dtype=torch.float32, device=None):
     if name_or_path == "tiny" or name_or_path.startswith("tiny:"):
         from l2d.model.tiny import tiny_from_name
 
-        model, tokenizer = tiny_from_name(name_or_path, dtype=str(dtype).removeprefix("torch."))
+        model, tokenizer = tiny_from_name(name_or_path, dtype=dtype)
         return model.to(device) if device is not None else model, tokenizer
     source = smollm2_gguf_path() if name_or_path == SMOLLM2 else Path(name_or_path)
     if str(source).endswith(".gguf"):
@@ -84,3 +84,15 @@ def load_base_model(name_or_path: str, dtype=torch.float32, device=None):
     if device is not None:
         model.to(device)
     return model.eval(), tokenizer
+
+
+def random_model(architecture: dict, dtype=torch.float32, seed: int = 0):
+    """(model, None): random weights from an architecture, e.g. to benchmark a model not downloaded.
+    Speed does not depend on the values of the weights."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    config = AutoConfig.for_model(**architecture)
+    model = AutoModelForCausalLM.from_config(config, dtype=resolve_dtype(dtype)).eval()
+    model.config.l2d_name_or_path = f"random {config.model_type}"
+    return model, None

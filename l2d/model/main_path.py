@@ -87,5 +87,4 @@ class CausalLM(nn.Module):
     @torch.no_grad()
     def generate(self, input_ids, attention_mask=None, **kwargs):
         """Batched decoding with the KV cache; see `l2d.model.generate.generate` for the options."""
-        kwargs.setdefault("levels", self.default_levels)
         return generate(self, input_ids, attention_mask, **kwargs)

@@ -9,6 +9,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from l2d.model.loading import resolve_dtype
+
 SPECIAL_TOKENS = ["<|im_start|>", "<|im_end|>", "<|pad|>"]
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
@@ -39,7 +41,7 @@ def tiny_model(layers: int = 2, width: int = 64, heads: int = 4, kv_heads: int =
                          num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
                          max_position_embeddings=4096, initializer_range=initializer_range,
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    model = LlamaForCausalLM(config).to(getattr(torch, dtype)).eval()
+    model = LlamaForCausalLM(config).to(resolve_dtype(dtype)).eval()
     # Recorded in checkpoints so `load_base_model` can rebuild exactly this model.
     model.config.l2d_name_or_path = (f"tiny:layers={layers},width={width},heads={heads},kv_heads={kv_heads},"
                                      f"seed={seed},initializer_range={initializer_range}")

@@ -1,0 +1,114 @@
+"""python -m l2d.evaluate [overrides]: score the base, a finetuned baseline or an L2D checkpoint on a task."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import hydra
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from l2d.config import config_dir, register_resolvers
+from l2d.model.checkpoint import CONFIG_FILE, read_meta
+from l2d.model.finetune import FINETUNE_FILE, load_finetuned
+from l2d.model.l2d import L2DModel
+from l2d.model.loading import load_base_model
+from l2d.model.main_path import CausalLM
+from l2d.tasks import get_task
+from l2d.tasks.harness import Decoding, decoding_record, run_task
+
+log = logging.getLogger(__name__)
+register_resolvers()
+PLAIN_DECODING = {"solver": "none", "levels": 1}
+
+
+def resolve_device(cfg: DictConfig) -> tuple[torch.device, torch.dtype]:
+    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
+                          "cpu" if cfg.device == "auto" else cfg.device)
+    if cfg.dtype == "auto":
+        return device, torch.bfloat16 if device.type == "cuda" else torch.float32
+    return device, getattr(torch, cfg.dtype)
+
+
+def load_model(cfg: DictConfig, dtype: torch.dtype):
+    """(model, tokenizer, description) for checkpoint=null (the base), an L2D export, or a lora/full export."""
+    checkpoint = Path(cfg.checkpoint) if cfg.checkpoint else None
+    if checkpoint is not None and not checkpoint.is_dir():
+        raise FileNotFoundError(f"checkpoint={checkpoint} is not a directory (give a run's export/ directory)")
+    if checkpoint is not None and (checkpoint / CONFIG_FILE).is_file():
+        recorded = read_meta(checkpoint)["config"]["base_model"]
+        base, tokenizer = load_base_model(cfg.base_model or recorded, dtype=dtype)
+        model = L2DModel.from_pretrained(checkpoint, base=base)
+        method = "l2d_full" if model.config.full_path else "l2d_lora"
+        return model, tokenizer, {"method": method, "base_model": cfg.base_model or recorded,
+                                  "trainable_parameters": model.num_trainable_parameters()}
+    if checkpoint is not None:
+        if not (checkpoint / FINETUNE_FILE).is_file():
+            raise ValueError(f"{checkpoint} is neither an L2D export ({CONFIG_FILE}) nor a lora/full export "
+                             f"({FINETUNE_FILE})")
+        info = json.loads((checkpoint / FINETUNE_FILE).read_text())
+        base, tokenizer = load_base_model(cfg.base_model or info["base_model"], dtype=dtype)
+        return CausalLM(load_finetuned(checkpoint, base)), tokenizer, info
+    base, tokenizer = instantiate(cfg.model, dtype=dtype)
+    return CausalLM(base), tokenizer, {"method": "base", "base_model": base.config.l2d_name_or_path,
+                                       "trainable_parameters": None}
+
+
+def print_table(result: dict) -> None:
+    s = result["summary"]
+    interval = f"{100 * s['ci95_low']:.1f}-{100 * s['ci95_high']:.1f}"
+    ks = "".join(f"  {k} {100 * v:.1f}" for k, v in s.items() if k.startswith("pass@"))
+    print(f"\n{'task':<28}{'method':<12}{'score %':>9}{'95% CI':>13}{'n':>6}{'no answer':>11}{'NFE':>7}\n"
+          f"{result['task']:<28}{result['model']['method']:<12}{100 * s['score']:>9.2f}{interval:>13}{s['n']:>6}"
+          f"{s['n_unextracted']:>11}{s['mean_nfe']:>7.1f}{ks}\n")
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write to a temporary name, then rename: the file is whole or absent."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, partial = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(handle, "w") as out:
+        json.dump(data, out, indent=1)
+    os.replace(partial, path)
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    started = time.time()
+    task = get_task(cfg.task.name, **OmegaConf.to_container(cfg.task.options, resolve=True))
+    device, dtype = resolve_device(cfg)
+    model, tokenizer, info = load_model(cfg, dtype)
+    model.to(device).eval()
+    is_l2d = isinstance(model, L2DModel)
+    solver = OmegaConf.to_container(cfg.solver, resolve=True)
+    decoding = Decoding(decode=solver if is_l2d else {}, guidance=cfg.guidance, temperature=cfg.temperature,
+                        max_new_tokens=cfg.max_new_tokens, samples=cfg.samples,
+                        token_search=OmegaConf.to_container(cfg.token_search) if cfg.token_search else None)
+    records, summary = run_task(model, tokenizer, task, decoding, batch_size=cfg.batch_size, limit=cfg.limit,
+                                seed=cfg.seed, progress=cfg.progress)
+    described = decoding_record(decoding, decoding.max_new_tokens or task.max_new_tokens)
+    if not is_l2d:
+        described.update(PLAIN_DECODING)
+    result = {"task": task.name, "category": task.category, "metric": task.metric,
+              "model": {**info, "checkpoint": cfg.checkpoint, "label": cfg.label}, "decoding": described,
+              "summary": summary, "command": " ".join(["python -m l2d.evaluate", *sys.argv[1:]]), "seed": cfg.seed,
+              "device": str(device), "dtype": str(dtype).removeprefix("torch."), "torch": torch.__version__,
+              "wall_seconds": time.time() - started, "records": records}
+    write_json(Path(cfg.paths.output_dir) / "results.json", result)
+    print_table(result)
+    return result
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="evaluate")
+def main(cfg: DictConfig) -> float:
+    return evaluate(cfg)["summary"]["score"]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""TrainingModule: any network with `forward(**batch).loss` (L2D or a baseline), trained by Lightning.
+
+Checkpoints hold only what trains (plus optimizer and loop state), never the frozen base. A step
+whose loss is not finite is skipped on every rank and logged; after `max_nonfinite_steps` in a
+row the run stops with its last good weights.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import torch
+from lightning.pytorch import LightningModule
+from lightning.pytorch.utilities import grad_norm
+
+from l2d.model.l2d import L2DModel
+
+log = logging.getLogger(__name__)
+
+
+def loss_by_t_bin(token_losses: torch.Tensor, timesteps: torch.Tensor, valid: torch.Tensor,
+                  bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum of losses, count) per t-bin [i/bins, (i+1)/bins); t = 1 falls in the last bin."""
+    index = (timesteps[valid] * bins).long().clamp(0, bins - 1)
+    sums = torch.zeros(bins, device=token_losses.device).index_add_(0, index, token_losses[valid].float().detach())
+    counts = torch.zeros(bins, device=token_losses.device).index_add_(0, index, torch.ones_like(sums[index]))
+    return sums, counts
+
+
+class TrainingModule(LightningModule):
+    def __init__(self, network: torch.nn.Module, optimizer: Callable, scheduler: Callable | None = None,
+                 t_bins: int = 10, max_nonfinite_steps: int = 3, val_timesteps: tuple[float, ...] = (0.0, 1.0)):
+        super().__init__()
+        self.network = network
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.t_bins = t_bins
+        self.max_nonfinite_steps = max_nonfinite_steps
+        self.val_timesteps = tuple(val_timesteps)
+        self.strict_loading = False  # checkpoints hold the trainable parameters only
+        self.nonfinite_in_window = False
+        self.nonfinite_in_a_row = 0
+        self.skipped_steps = 0
+        self.stopped_nonfinite = False
+        self.is_l2d = isinstance(network, L2DModel)
+        self.batches_in_epoch = 0  # micro-batches started this epoch, saved so a resume skips them
+        self.resume_skip = 0
+
+    # ---- steps -------------------------------------------------------------------------------------
+    def forward(self, batch: dict, **overrides):
+        return self.network(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                            labels=batch["labels"], class_labels=batch.get("class_labels") if self.is_l2d
+                            and self.network.config.num_classes > 0 else None, **overrides)
+
+    def on_train_epoch_start(self) -> None:
+        self.batches_in_epoch, self.resume_skip = self.resume_skip, 0
+        if self.trainer.datamodule is not None:
+            self.trainer.datamodule.skip_batches = 0  # later epochs start from their first batch
+
+    def training_step(self, batch: dict, batch_idx: int):
+        self.batches_in_epoch += 1
+        out = self(batch)
+        if not torch.isfinite(out.loss):
+            self.nonfinite_in_window = True
+            # A zero loss still reaches every trainable parameter, so DDP's gradient all-reduce stays in step.
+            return sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
+        self.log("train/loss", out.loss, prog_bar=True)
+        self.log_t_bins(out)
+        return out.loss
+
+    def on_validation_epoch_start(self) -> None:
+        self.val_bins = torch.zeros(2, self.t_bins, device=self.device)  # loss sums, counts
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        out = self(batch)
+        self.log("val/loss", out.loss, prog_bar=True, sync_dist=True)
+        if getattr(out, "token_losses", None) is not None:
+            self.val_bins += torch.stack(loss_by_t_bin(out.token_losses, out.timesteps, out.valid, self.t_bins))
+        if self.is_l2d:
+            for t in self.val_timesteps:
+                self.log(f"val/loss_at_t{t:g}", self(batch, timesteps=t).loss, sync_dist=True)
+
+    def on_validation_epoch_end(self) -> None:
+        # One all-reduce of every bin: ranks see different t-bins, so per-bin syncs would not line up.
+        sums, counts = self.trainer.strategy.reduce(self.val_bins, reduce_op="sum")
+        for i in torch.nonzero(counts).flatten().tolist():
+            self.log(f"val/loss_t_bin{i}", sums[i] / counts[i])
+        if self.is_l2d:  # how far the path is opened at t = 1: the health signal next to loss by t
+            diffusion = self.network.diffusion
+            t = torch.ones(1, 1, device=self.device)
+            classes = None if diffusion.conditioning.class_embedding is None else torch.zeros_like(t).long()
+            w_d = diffusion.fusion(diffusion.conditioning(t, classes), diffusion.conditioning(t * 0, classes))
+            self.log("val/w_d_at_t1", w_d.abs().mean(), sync_dist=True)
+
+    def log_t_bins(self, out) -> None:
+        """Training loss per t-bin, this rank's batch (the paper's Figure 3, in training form)."""
+        if getattr(out, "token_losses", None) is None:
+            return
+        sums, counts = loss_by_t_bin(out.token_losses, out.timesteps, out.valid, self.t_bins)
+        for i in torch.nonzero(counts).flatten().tolist():
+            self.log(f"train/loss_t_bin{i}", sums[i] / counts[i], batch_size=int(counts[i]))
+
+    # ---- optimisation -----------------------------------------------------------------------------
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=self.trainer.estimated_stepping_batches)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        norms = grad_norm(self.network, norm_type=2)
+        if norms:
+            self.log("train/grad_norm", norms["grad_2.0_norm_total"])
+
+    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
+        optimizer_closure()  # forward and backward of the window's last micro-batch
+        skip = self.trainer.strategy.reduce_boolean_decision(self.nonfinite_in_window, all=False)
+        self.nonfinite_in_window = False
+        if not skip:
+            self.nonfinite_in_a_row = 0
+            optimizer.step(closure=lambda: None)
+            return
+        optimizer.zero_grad(set_to_none=True)
+        self.skipped_steps += 1
+        self.nonfinite_in_a_row += 1
+        self.log("train/skipped_nonfinite_steps", float(self.skipped_steps))
+        log.warning("non-finite loss: optimizer step %d skipped (%d in a row)", self.trainer.global_step,
+                    self.nonfinite_in_a_row)
+        if self.nonfinite_in_a_row >= self.max_nonfinite_steps:
+            self.stopped_nonfinite = True
+            self.trainer.should_stop = True
+
+    # ---- checkpoints ------------------------------------------------------------------------------
+    def trainable_keys(self) -> set[str]:
+        return {name for name, p in self.named_parameters() if p.requires_grad}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        keep = self.trainable_keys()
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
+        checkpoint["l2d_batches_in_epoch"] = self.batches_in_epoch
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        missing = sorted(self.trainable_keys() - set(checkpoint["state_dict"]))
+        if missing:
+            raise ValueError(f"the checkpoint lacks {len(missing)} trainable parameters of this run "
+                             f"(e.g. {missing[:3]}): it was made with another method or model")
+        # Same data order on resume: the data module skips the micro-batches this epoch already saw.
+        # Under DDP each rank took every world_size-th micro-batch of one global order.
+        self.resume_skip = checkpoint.get("l2d_batches_in_epoch", 0)
+        if self.trainer.datamodule is not None:
+            self.trainer.datamodule.skip_batches = self.resume_skip * self.trainer.world_size

@@ -1,0 +1,131 @@
+"""Run a task on a model: chat prompts -> batched, seeded generation -> scoring -> records.
+
+Prompts are grouped by length (less padding), left-padded and decoded with the KV cache; every
+batch draws from its own generator seeded by (seed, batch index), so a run is reproducible.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from l2d.model.generate import generate
+from l2d.model.token_search import token_search
+from l2d.tasks.base import Problem, Task
+from l2d.tasks.summary import summarize
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Decoding:
+    """How every problem is decoded. `decode` holds the solver options of `generate`."""
+
+    decode: dict[str, Any] = field(default_factory=dict)
+    guidance: float | None = None
+    temperature: float = 1.0  # the paper's untempered sampling
+    max_new_tokens: int | None = None  # None: the task's own
+    samples: int = 1
+    token_search: dict[str, Any] | None = None
+
+
+def stop_ids(model, tokenizer) -> list[int]:
+    """EOS ids of the tokenizer and of the model's generation config (chat end-of-turn tokens)."""
+    ids = {tokenizer.eos_token_id}
+    configured = getattr(getattr(model.base, "generation_config", None), "eos_token_id", None)
+    ids.update(configured if isinstance(configured, list) else [configured])
+    return sorted(i for i in ids if i is not None)
+
+
+def guidance_class(model, problem: Problem, guided: bool) -> int:
+    """The class id of the problem's guidance name in the model's classes; 0 (null) when absent."""
+    names = list(getattr(getattr(model, "config", None), "class_names", []) or [])
+    name = problem.get("guidance")
+    if name in names:
+        return names.index(name) + 1
+    if guided:
+        raise ValueError(f"guidance needs the class {name!r} of problem {problem['id']}, but the model's classes "
+                         f"are {names or 'none'}")
+    return 0
+
+
+def encode_prompts(tokenizer, problems: list[Problem], messages) -> list[list[int]]:
+    return [tokenizer.apply_chat_template(messages(p), add_generation_prompt=True, tokenize=True,
+                                          return_dict=True)["input_ids"] for p in problems]
+
+
+def left_pad(prompts: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(map(len, prompts))
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        ids[row, width - len(prompt):] = torch.tensor(prompt)
+        mask[row, width - len(prompt):] = 1
+    return ids.to(device), mask.to(device)
+
+
+def run_task(model, tokenizer, task: Task, decoding: Decoding, batch_size: int = 16, limit: int | None = None,
+             seed: int = 0, progress: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Generate `decoding.samples` completions per problem and score them; returns (records, summary)."""
+    problems = task.problems(limit)
+    if not problems:
+        raise ValueError(f"task {task.name} has no problems to score")
+    guided = decoding.guidance is not None
+    with_classes = model.num_classes > 0
+    classes = [guidance_class(model, p, guided) if with_classes else None for p in problems]
+    prompts = encode_prompts(tokenizer, problems, task.messages)
+    stops = stop_ids(model, tokenizer)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+    max_new_tokens = decoding.max_new_tokens or task.max_new_tokens
+
+    # One job per (problem, sample), longest prompts first so batches hold similar lengths.
+    jobs = sorted(((i, s) for i in range(len(problems)) for s in range(decoding.samples)),
+                  key=lambda job: (-len(prompts[job[0]]), job))
+    completions: dict[tuple[int, int], tuple[str, float, bool]] = {}  # text, mean NFE, never stopped
+    batches = range(0, len(jobs), batch_size)
+    for number, start in enumerate(tqdm(batches, desc=task.name, disable=not progress)):
+        batch = jobs[start:start + batch_size]
+        ids, mask = left_pad([prompts[i] for i, _ in batch], pad_id, model.device)
+        options = dict(max_new_tokens=max_new_tokens, temperature=decoding.temperature, eos_token_id=stops,
+                       pad_token_id=pad_id,
+                       generator=torch.Generator(model.device).manual_seed(seed * 100_003 + number),
+                       return_stats=True, guidance=decoding.guidance, **decoding.decode)
+        if with_classes:
+            options["class_labels"] = torch.tensor([classes[i] for i, _ in batch], device=model.device)
+        if decoding.token_search:
+            sequences, stats = token_search(model, ids, mask, **decoding.token_search, **options)
+        else:
+            sequences, stats = generate(model, ids, mask, **options)
+        for row, job in enumerate(batch):
+            new = sequences[row, ids.shape[1]:].tolist()
+            stop = next((k for k, token in enumerate(new) if token in stops), None)
+            produced = len(new) if stop is None else stop + 1
+            nfe = stats.nfe_per_token[row, :produced].float().mean().item()
+            completions[job] = (tokenizer.decode(new[:produced], skip_special_tokens=True), nfe, stop is None)
+
+    generations = [[completions[(i, s)][0] for s in range(decoding.samples)] for i in range(len(problems))]
+    results = task.score_all(problems, generations)
+    records = []
+    for i, (problem, result) in enumerate(zip(problems, results)):
+        per_sample = [completions[(i, s)] for s in range(decoding.samples)]
+        records.append({"id": problem["id"], "question": problem["question"], "generations": generations[i],
+                        **{k: v for k, v in result.items() if k != "statuses"},
+                        "nfe": sum(nfe for _, nfe, _ in per_sample) / len(per_sample),
+                        "cut_at_max_new_tokens": [cut for _, _, cut in per_sample],
+                        "guidance_class": problem.get("guidance")})
+    summary = summarize(results, task.metric, task.ks)
+    summary["mean_nfe"] = sum(r["nfe"] for r in records) / len(records)
+    summary["n_cut_at_max_new_tokens"] = sum(any(r["cut_at_max_new_tokens"]) for r in records)
+    log.info("%s: %s", task.name, {k: summary[k] for k in ("score", "n", "n_unextracted", "mean_nfe")})
+    return records, summary
+
+
+def decoding_record(decoding: Decoding, max_new_tokens: int) -> dict[str, Any]:
+    record = asdict(decoding)
+    decode = record.pop("decode")
+    record.update(decode, max_new_tokens=max_new_tokens)
+    return record

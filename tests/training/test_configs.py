@@ -1,0 +1,64 @@
+"""Every config option and every sweep composes; unknown options list the valid choices."""
+
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+from l2d.config import config_dir
+from tests.compose import compose_config
+
+CONF = Path(config_dir())
+GROUPS = ["model", "method", "data", "solver", "trainer", "logger", "callbacks", "experiment"]
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group, option", [(g, o) for g in GROUPS for o in options(g)])
+def test_every_option_composes_and_resolves(group, option, tmp_path):
+    overrides = [f"{group}={option}"]
+    if group == "data" and option == "jsonl":
+        overrides.append("data.sources.0.path=x.jsonl")
+    cfg = compose_config("train", overrides, tmp_path)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert resolved["trainer"]["accumulate_grad_batches"] >= 1
+
+
+def test_shorthands_reach_the_objects(tmp_path):
+    cfg = compose_config("train", ["model=llama1b", "sigma=32", "lr=3e-4", "lora_rank=8", "timestep_sampling=cosmap",
+                                   "solver=euler", "seed=7"], tmp_path)
+    assert cfg.model.name_or_path == "meta-llama/Llama-3.2-1B-Instruct"
+    assert cfg.method.network.config.sigma == 32 and cfg.method.network.config.lora_rank == 8
+    assert cfg.method.network.config.timestep_sampling == "cosmap"
+    assert cfg.optimizer.lr == 3e-4 and cfg.solver.solver == "euler" and cfg.data.seed == 7
+
+
+def test_methods_carry_the_paper_learning_rates(tmp_path):
+    rates = {m: compose_config("train", [f"method={m}"], tmp_path).optimizer.lr for m in options("method")}
+    assert rates == {"l2d_lora": 1e-4, "l2d_full": 1e-4, "lora": 1e-5, "full": 1e-5}
+
+
+@pytest.mark.parametrize("sweep", [p.stem for p in (CONF / "sweeps").glob("*.yaml")])
+def test_every_sweep_composes_with_its_entry_point(sweep, tmp_path):
+    text = (CONF / "sweeps" / f"{sweep}.yaml").read_text()
+    entry = "evaluate" if "l2d.evaluate" in text else "train"
+    cfg = compose_config(entry, [f"sweeps={sweep}"], tmp_path)
+    assert cfg.hydra.mode.name == "MULTIRUN"
+    for key in cfg.hydra.sweeper.params:  # every swept key exists in the config it sweeps
+        assert OmegaConf.select(cfg, key, default="<absent>") != "<absent>" or key in GROUPS, key
+
+
+def test_unknown_option_lists_valid_choices(tmp_path):
+    with pytest.raises(ConfigCompositionException) as error:
+        compose_config("train", ["method=l2d_lorra"], tmp_path)
+    message = str(error.value)
+    assert "l2d_lorra" in message and "l2d_lora" in message and "l2d_full" in message
+
+
+def test_batch_size_that_micro_batches_cannot_make_is_named(tmp_path):
+    cfg = compose_config("train", ["batch_size=30", "data.micro_batch_size=8"], tmp_path)
+    with pytest.raises(Exception, match=r"batch_size=30 must be a multiple of data.micro_batch_size x trainer.devices"):
+        OmegaConf.to_container(cfg.trainer, resolve=True)

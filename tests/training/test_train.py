@@ -1,0 +1,110 @@
+"""Tiny end-to-end training runs through the real configs: every method, resume, bad input."""
+
+import json
+import math
+
+import pytest
+import torch
+from omegaconf import open_dict
+
+from l2d import L2DModel
+from l2d.train import train
+from tests.training.conftest import columns, logged
+
+
+@pytest.mark.parametrize("method", ["l2d_lora", "l2d_full", "lora", "full"])
+def test_each_method_trains_exports_and_logs(method, tiny_train, tmp_path):
+    metrics = train(tiny_train(f"method={method}"))
+    assert math.isfinite(metrics["train/loss"]) and math.isfinite(metrics["val/loss"])
+    assert metrics["global_step"] == 10  # 3 datasets x 16 - 8 held out = 40 examples, batch 4
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert json.loads((tmp_path / "metrics.json").read_text())["method"] == method
+    names = columns(tmp_path / "metrics.csv")
+    assert {"train/loss", "train/grad_norm", "train/tokens_per_s", "lr-AdamW", "val/loss"} <= names
+    if method.startswith("l2d"):
+        assert sum(c.startswith("train/loss_t_bin") for c in names) >= 5  # t-bins are logged
+        assert {"val/loss_at_t0", "val/loss_at_t1", "val/w_d_at_t1"} <= names
+        restored = L2DModel.from_pretrained(tmp_path / "export")  # base rebuilt from its recorded name
+        assert restored.config.full_path == (method == "l2d_full")
+    else:
+        assert (tmp_path / "export").is_dir()
+
+
+def test_checkpoint_holds_only_trainable_weights(tiny_train, tmp_path):
+    train(tiny_train())
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
+    names = list(checkpoint["state_dict"])
+    assert names and all(name.startswith("network.diffusion.") for name in names)
+    assert not any("base_layer" in name for name in names)
+    assert checkpoint["optimizer_states"]
+
+
+def test_resume_continues_at_the_same_step_with_the_same_next_loss(tiny_train, tmp_path):
+    """A run interrupted after step 3 resumes from that checkpoint and sees the same later batches."""
+    full_dir, resumed_dir = tmp_path / "full", tmp_path / "resumed"
+    train(tiny_train("callbacks.model_checkpoint.every_n_train_steps=3", "callbacks.model_checkpoint.save_top_k=-1",
+                     output_dir=full_dir))
+    reference = logged(full_dir / "metrics.csv", "train/loss")
+    metrics = train(tiny_train(f"ckpt_path={full_dir / 'checkpoints' / 'step000003.ckpt'}", output_dir=resumed_dir))
+    resumed = logged(resumed_dir / "metrics.csv", "train/loss")
+    assert metrics["global_step"] == 10
+    assert sorted(resumed) == list(range(3, 10))  # continues at the next step, not from 0
+    torch.testing.assert_close(torch.tensor([resumed[s] for s in sorted(resumed)]),
+                               torch.tensor([reference[s] for s in sorted(resumed)]), rtol=1e-4, atol=1e-5)
+
+
+def test_missing_data_file_is_named(tiny_train, tmp_path):
+    cfg = tiny_train("data=jsonl", f"data.sources.0.path={tmp_path / 'nope.jsonl'}")
+    with pytest.raises(FileNotFoundError, match="nope.jsonl"):
+        train(cfg)
+
+
+def test_malformed_jsonl_names_file_and_line_or_is_skipped(tiny_train, tmp_path):
+    data = tmp_path / "chats.jsonl"
+    good = json.dumps({"prompt": "2+2?", "response": "4"})
+    data.write_text("\n".join([good] * 12 + ["{not json"] + [good] * 12) + "\n")
+    with pytest.raises(ValueError, match=r"chats.jsonl:13"):
+        train(tiny_train("data=jsonl", f"data.sources.0.path={data}", output_dir=tmp_path / "a"))
+    metrics = train(tiny_train("data=jsonl", f"data.sources.0.path={data}", "data.skip_invalid=true",
+                               output_dir=tmp_path / "b"))
+    assert metrics["data"]["skipped_invalid"] == 1
+
+
+def test_empty_dataset_fails_before_training(tiny_train, tmp_path):
+    with pytest.raises(ValueError, match="no training examples left"):
+        train(tiny_train("data.max_length=8"))
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_nonfinite_losses_skip_steps_then_stop_with_finite_weights(tiny_train, tmp_path, monkeypatch):
+    cfg = tiny_train("trainer.max_steps=8", "callbacks.model_checkpoint.every_n_train_steps=1")
+    original = L2DModel.forward
+    calls = {"n": 0}
+
+    def poisoned(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        calls["n"] += 1
+        if self.training and calls["n"] > 4:  # after 2 good steps (2 micro-batches each), every loss is NaN
+            out.loss = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(L2DModel, "forward", poisoned)
+    with pytest.raises(RuntimeError, match="3 non-finite losses in a row"):
+        train(cfg)
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
+    assert all(torch.isfinite(v).all() for v in checkpoint["state_dict"].values())
+    assert max(logged(tmp_path / "metrics.csv", "train/skipped_nonfinite_steps").values()) == 3
+
+
+def test_guidance_classes_come_from_the_data(tiny_train):
+    metrics = train(tiny_train("method.guidance=true"))
+    assert metrics["class_names"] == ["basic_arithmetic", "chain_sum", "gsm_symbolic"]
+
+
+@pytest.mark.parametrize("logger", ["wandb", "tensorboard"])
+def test_other_loggers_run_offline_without_an_account(logger, tiny_train, tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc with a W&B key
+    metrics = train(tiny_train(f"logger={logger}", "trainer.max_steps=2"))
+    assert metrics["global_step"] == 2
+    assert (tmp_path / ("wandb" if logger == "wandb" else "tensorboard")).is_dir()

@@ -87,10 +87,9 @@ class TrainingModule(LightningModule):
         for i in torch.nonzero(counts).flatten().tolist():
             self.log(f"val/loss_t_bin{i}", sums[i] / counts[i])
         if self.is_l2d:  # how far the path is opened at t = 1: the health signal next to loss by t
-            diffusion = self.network.diffusion
             t = torch.ones(1, 1, device=self.device)
-            classes = None if diffusion.conditioning.class_embedding is None else torch.zeros_like(t).long()
-            w_d = diffusion.fusion(diffusion.conditioning(t, classes), diffusion.conditioning(t * 0, classes))
+            classes = torch.zeros_like(t).long() if self.network.num_classes else None
+            w_d = self.network.diffusion.condition(t, classes).fusion()
             self.log("val/w_d_at_t1", w_d.abs().mean(), sync_dist=True)
 
     def log_t_bins(self, out) -> None:

@@ -34,16 +34,16 @@ class Conditioning(nn.Module):
 
 
 class ModulationHead(nn.Module):
-    """c -> `chunks` vectors of the LM width. The output layer starts at zero (adaLN-Zero)."""
+    """c -> `chunks` vectors of the LM width, (..., chunks, d). The output layer starts at zero (adaLN-Zero)."""
 
     def __init__(self, conditioning_dim: int, width: int, chunks: int):
         super().__init__()
-        self.chunks = chunks
+        self.chunks, self.width = chunks, width
         self.mlp = nn.Sequential(nn.Linear(conditioning_dim, conditioning_dim), nn.SiLU(),
                                  nn.Linear(conditioning_dim, chunks * width))
 
-    def forward(self, c: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return self.mlp(c).chunk(self.chunks, dim=-1)
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        return self.mlp(c).unflatten(-1, (self.chunks, self.width))
 
 
 class FusionWeight(nn.Module):
@@ -55,4 +55,51 @@ class FusionWeight(nn.Module):
 
     def forward(self, c_t: torch.Tensor, c_0: torch.Tensor) -> torch.Tensor:
         # Two calls with identical shapes, so head(c_0) - head(c_0) is 0 to the bit at t = 0.
-        return self.head(c_t)[0] - self.head(c_0)[0]
+        return self.head(c_t)[..., 0, :] - self.head(c_0)[..., 0, :]
+
+
+class LiveConditioning:
+    """What (t, class) gives the path: each block's modulation (..., 6, d) and w_d(t) (..., d),
+    computed from c(t, j) block by block (training, and solvers with per-row times)."""
+
+    def __init__(self, path, t: torch.Tensor, class_labels: torch.Tensor | None):
+        self.path = path
+        self.c_t = path.conditioning(t, class_labels)
+        self.c_0 = path.conditioning(torch.zeros_like(t), class_labels)
+
+    def block(self, index: int) -> torch.Tensor:
+        return self.path.blocks[index].modulation(self.c_t)
+
+    def fusion(self) -> torch.Tensor:
+        return self.path.fusion(self.c_t, self.c_0)
+
+
+class ConditioningTable:
+    """The same for one time t, computed once for each class and then looked up per query slot.
+
+    Conditioning does not depend on x_t, so on a fixed grid every token reuses the tables of the
+    grid's times: a gather replaces 2 linear layers per block per evaluation.
+    """
+
+    def __init__(self, path, t: float, num_classes: int):
+        rows = torch.arange(num_classes + 1, device=path.translation[0].weight.device)
+        live = LiveConditioning(path, torch.full(rows.shape, t, device=rows.device), rows if num_classes else None)
+        self.modulation = torch.stack([live.block(i) for i in range(len(path.blocks))], dim=1)  # (K, blocks, 6, d)
+        self.weight = live.fusion()  # (K, d)
+
+    def for_slots(self, slot_classes: torch.Tensor | None, slots_shape) -> "SlotConditioning":
+        if slot_classes is None:  # one row, broadcast to every slot without a copy
+            return SlotConditioning(self.modulation[0].expand(*slots_shape, *self.modulation.shape[1:]),
+                                    self.weight[0].expand(*slots_shape, -1))
+        return SlotConditioning(self.modulation[slot_classes], self.weight[slot_classes])
+
+
+class SlotConditioning:
+    def __init__(self, modulation: torch.Tensor, weight: torch.Tensor):
+        self.modulation, self.weight = modulation, weight  # (B, Q, blocks, 6, d), (B, Q, d)
+
+    def block(self, index: int) -> torch.Tensor:
+        return self.modulation[:, :, index]
+
+    def fusion(self) -> torch.Tensor:
+        return self.weight

@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from l2d.diffusion.path import x_t_std
-from l2d.model.conditioning import Conditioning, FusionWeight, ModulationHead
+from l2d.model.conditioning import Conditioning, FusionWeight, LiveConditioning, ModulationHead
 from l2d.model.config import L2DConfig
 from l2d.model.family import Family, apply_rotary, get
 from l2d.model.vocabulary import DiffusionVocabulary
@@ -92,8 +92,9 @@ class DiffusionBlock(nn.Module):
         p = self.projections
         return p["down_proj"](self.act_fn(p["gate_proj"](m)) * p["up_proj"](m))
 
-    def forward(self, h, c, keys, values, cos, sin, mask) -> torch.Tensor:
-        scale1, shift1, gate1, scale2, shift2, gate2 = self.modulation(c)
+    def forward(self, h, modulation, keys, values, cos, sin, mask) -> torch.Tensor:
+        """modulation: (..., 6, d), the block's (scale, shift, gate) for each of its two norms."""
+        scale1, shift1, gate1, scale2, shift2, gate2 = modulation.unbind(-2)
         a = modulated_norm(h, self.input_norm.weight + scale1, shift1, self.eps)
         h = h + gate1 * self.attend(a, keys, values, cos, sin, mask)
         m = modulated_norm(h, self.post_attention_norm.weight + scale2, shift2, self.eps)
@@ -135,18 +136,20 @@ class DiffusionPath(nn.Module):
             nn.init.zeros_(head.mlp[-1].weight)
             nn.init.zeros_(head.mlp[-1].bias)
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, class_labels: torch.Tensor | None,
-                context: MainPathContext) -> torch.Tensor:
+    def condition(self, t: torch.Tensor, class_labels: torch.Tensor | None) -> LiveConditioning:
+        return LiveConditioning(self, t, class_labels)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, conditioning, context: MainPathContext) -> torch.Tensor:
+        """conditioning: from `condition(t, class_labels)`, or a precomputed table's slots."""
         dtype = self.translation[0].weight.dtype
         # Divide x_t by its std so the path sees unit variance at every t.
         x_in = (x_t.float() / x_t_std(t.float(), self.sigma).unsqueeze(-1)).to(dtype)
         h = self.translation(x_in)
-        c_t = self.conditioning(t, class_labels)
-        c_0 = self.conditioning(torch.zeros_like(t), class_labels)
         for layer, block in enumerate(self.blocks):
-            args = (h, c_t, context.keys[layer], context.values[layer], context.cos, context.sin, context.mask)
+            args = (h, conditioning.block(layer), context.keys[layer], context.values[layer], context.cos,
+                    context.sin, context.mask)
             if self.gradient_checkpointing and self.training:
                 h = checkpoint(block, *args, use_reentrant=False)
             else:
                 h = block(*args)
-        return context.hidden + self.fusion(c_t, c_0) * h
+        return context.hidden + conditioning.fusion() * h

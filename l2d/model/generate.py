@@ -16,6 +16,7 @@ from l2d.diffusion import guidance as cfg
 from l2d.diffusion.path import velocity as flow_velocity
 from l2d.diffusion.sampling import X1_ESTIMATES, annealed_temperature, estimate_x1, sample_tokens
 from l2d.diffusion.solver import ADAPTIVE, check_solver, fixed_nfe, integrate_adaptive, integrate_fixed, time_grid
+from l2d.model.conditioning import ConditioningTable
 from l2d.model.family import new_cache, positions_from_mask, reorder_cache
 
 
@@ -39,6 +40,7 @@ class DecodeOptions:
     guidance: float | None = None
     atol: float = 1e-3
     rtol: float = 1e-3
+    conditioning_tables: bool = True  # fixed grids: look conditioning up per time instead of recomputing it
 
     def __post_init__(self) -> None:
         check_solver(self.solver)
@@ -70,13 +72,20 @@ class TokenDiffusion:
         self.guidance = options.guidance if guided else None
         self.slot_classes = None if class_labels is None else cfg.guidance_slots(class_labels, guided)
         self.slots = 1 if self.slot_classes is None else self.slot_classes.shape[1]
+        self.tables: dict[float, ConditioningTable] = {}
 
-    def logits(self, context, t_rows: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Diffusion logits (B, Q, V) for state x (B, d̄) at per-row times t_rows (B,)."""
+    def logits(self, context, t: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Diffusion logits (B, Q, V) for state x (B, d̄) at time t (a float, or per row (B,))."""
         batch = x.shape[0]
         x_slots = x.unsqueeze(1).expand(batch, self.slots, x.shape[-1])
-        t_slots = t_rows.float().unsqueeze(1).expand(batch, self.slots)
-        return self.model.diffusion_logits(x_slots, t_slots, self.slot_classes, context)
+        t_rows = torch.full((batch,), t, device=x.device) if isinstance(t, float) else t.float()
+        t_slots = t_rows.unsqueeze(1).expand(batch, self.slots)
+        conditioning = None
+        if isinstance(t, float) and self.options.conditioning_tables:
+            if t not in self.tables:
+                self.tables[t] = ConditioningTable(self.model.diffusion, t, self.model.num_classes)
+            conditioning = self.tables[t].for_slots(self.slot_classes, (batch, self.slots))
+        return self.model.diffusion_logits(x_slots, t_slots, self.slot_classes, context, conditioning)
 
     def next_token_logits(self, cache, h_last, index, position, key_mask) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (logits (B, V) to sample the token from, evaluations per row (B,))."""
@@ -90,7 +99,7 @@ class TokenDiffusion:
             temperature = annealed_temperature(options.x1_temperature, t, options.anneal_x1_temperature)
             if isinstance(temperature, torch.Tensor):
                 temperature = temperature.view(-1, 1, 1)
-            x1_slots = estimate_x1(self.logits(context, rows(t), x), self.table, options.x1_estimate,
+            x1_slots = estimate_x1(self.logits(context, t, x), self.table, options.x1_estimate,
                                    temperature, self.generator)
             return flow_velocity(cfg.combine(x1_slots, self.guidance), x, rows(t))
 
@@ -102,7 +111,7 @@ class TokenDiffusion:
             grid = time_grid(options.levels, options.t_final)
             x = integrate_fixed(velocity, x, options.solver, grid)
             nfe = torch.full((batch,), fixed_nfe(options.solver, options.levels), device=h_last.device)
-        final = self.logits(context, rows(float(options.t_final)), x)[:, 0]  # the conditional slot
+        final = self.logits(context, float(options.t_final), x)[:, 0]  # the conditional slot
         return final, nfe + 1
 
 

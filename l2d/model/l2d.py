@@ -67,8 +67,10 @@ class L2DModel(CausalLM):
         return sum(p.numel() for _, p in self.trainable_named_parameters())
 
     # ---- the diffusion path at inference ---------------------------------------------------------
-    def diffusion_logits(self, x_t, t, class_labels, context: MainPathContext) -> torch.Tensor:
-        return self.lm_logits(self.diffusion(x_t, t, class_labels, context))
+    def diffusion_logits(self, x_t, t, class_labels, context: MainPathContext, conditioning=None) -> torch.Tensor:
+        """Logits (B, Q, V) of the fused model at Q query slots; `conditioning` may be precomputed."""
+        conditioning = conditioning or self.diffusion.condition(t, class_labels)
+        return self.lm_logits(self.diffusion(x_t, t, conditioning, context))
 
     def diffusion_table(self) -> torch.Tensor:
         """The whole diffusion vocabulary V (vocab, d̄) in float32, for x̂ at inference."""

@@ -127,3 +127,15 @@ def test_plain_lm_decodes_alone_and_refuses_diffusion_levels():
     assert torch.equal(ours, base.generate(ids, attention_mask=mask, max_new_tokens=5, do_sample=False, pad_token_id=0))
     with pytest.raises(ValueError, match="needs an L2D model"):
         plain.generate(ids, mask, max_new_tokens=2, levels=8)
+
+
+@pytest.mark.parametrize("solver, guidance", [("midpoint", None), ("euler", 2.0), ("rk4", None)])
+def test_fast_path_emits_the_same_tokens_as_the_plain_path(model, solver, guidance):
+    """Conditioning looked up from per-time tables (the fast path) against computing it at every evaluation."""
+    ids, mask = prompts()
+    options = dict(max_new_tokens=6, solver=solver, levels=4, temperature=1.0, guidance=guidance,
+                   class_labels=torch.tensor([1, 2, 1]))
+    fast = model.generate(ids, mask, generator=torch.Generator().manual_seed(11), **options)
+    plain = model.generate(ids, mask, generator=torch.Generator().manual_seed(11), conditioning_tables=False,
+                           **options)
+    assert torch.equal(fast, plain)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import netrc
 import os
-import socket
+
+from l2d.network import reachable
 
 log = logging.getLogger(__name__)
 
@@ -18,13 +19,7 @@ def wandb_can_sync(timeout: float = 3.0) -> bool:
             has_key = netrc.netrc().authenticators("api.wandb.ai") is not None
         except (FileNotFoundError, netrc.NetrcParseError):
             has_key = False
-    if not has_key:
-        return False
-    try:
-        socket.create_connection(("api.wandb.ai", 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
+    return has_key and reachable("api.wandb.ai", timeout=timeout)
 
 
 def wandb_logger(offline: bool | None = None, **kwargs):

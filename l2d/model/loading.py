@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import socket
 from pathlib import Path
 
 import torch
+
+from l2d.network import reachable
 
 SMOLLM2 = "smollm2-135m"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -33,11 +34,7 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     """One quick connection attempt, so an offline machine fails at once instead of after retries."""
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
         return False
-    try:
-        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
+    return reachable("huggingface.co", timeout=timeout)
 
 
 def resolve_dtype(dtype) -> torch.dtype:

@@ -1,0 +1,3 @@
+from l2d.report.cli import main
+
+main()

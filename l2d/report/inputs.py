@@ -1,0 +1,183 @@
+"""Reading the inputs: evaluation `results.json` files and training run directories (`metrics.csv`)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from l2d.diffusion.solver import ADAPTIVE
+from l2d.tasks.registry import TASKS
+
+log = logging.getLogger(__name__)
+RESULTS_FILE = "results.json"
+METRICS_CSV = "metrics.csv"
+METRICS_JSON = "metrics.json"
+TAIL_FRACTION = 0.2  # Figure 3: average the last 20% of a column's logged values (at least one)
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: hashed by identity, usable as a dict key
+class Result:
+    """One results.json: a (checkpoint, task, decoding) evaluation."""
+
+    path: Path
+    task: str
+    category: str
+    metric: str
+    model: dict[str, Any]
+    decoding: dict[str, Any]
+    summary: dict[str, Any]
+    command: str
+
+    @property
+    def score(self) -> float:
+        return float(self.summary["score"])
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        low, high = self.summary.get("ci95_low"), self.summary.get("ci95_high")
+        return None if low is None or high is None else (float(low), float(high))
+
+    @property
+    def nfe(self) -> float:
+        return float(self.summary.get("mean_nfe", 1.0))
+
+    @property
+    def adaptive(self) -> bool:
+        return self.decoding.get("solver") in ADAPTIVE
+
+    @property
+    def is_l2d(self) -> bool:
+        return self.decoding.get("solver", "none") != "none"
+
+
+@dataclass(frozen=True, eq=False)
+class TrainingRun:
+    """A training run directory: the logged metric columns (non-empty values only, in row order)."""
+
+    path: Path
+    method: str
+    overrides: list[str]
+    trainable_parameters: int | None
+    wall_seconds: float | None
+    columns: dict[str, list[float]] = field(repr=False)
+
+    @property
+    def has_loss_per_bin(self) -> bool:
+        return bool(self.loss_per_bin("train") or self.loss_per_bin("val"))
+
+    def loss_per_bin(self, split: str) -> list[float]:
+        """Mean of the last values of `<split>/loss_t_bin<i>` for each bin i; empty when not logged."""
+        bins = sorted(int(found[1]) for name in self.columns
+                      if (found := re.fullmatch(rf"{split}/loss_t_bin(\d+)", name)))
+        if bins != list(range(len(bins))):
+            return []
+        return [tail_mean(self.columns[f"{split}/loss_t_bin{i}"]) for i in bins]
+
+
+def tail_mean(values: Sequence[float]) -> float:
+    """Mean of the last TAIL_FRACTION of the values (at least one): the end of training, less noisy."""
+    count = max(1, round(TAIL_FRACTION * len(values)))
+    return sum(values[-count:]) / count
+
+
+class NotUsable(ValueError):
+    """A file that is not a results file or a training run; skipped with a warning."""
+
+
+class NoInputs(ValueError):
+    """Nothing usable under the given paths."""
+
+
+def parse_result(path: Path, data: Any) -> Result:
+    if not isinstance(data, dict):
+        raise NotUsable("not a JSON object")
+    missing = [key for key, kind in (("task", str), ("model", dict), ("decoding", dict), ("summary", dict))
+               if not isinstance(data.get(key), kind)]
+    if missing:
+        raise NotUsable(f"no {', '.join(missing)} (not a results file of python -m l2d.evaluate)")
+    if "method" not in data["model"] or not isinstance(data["summary"].get("score"), (int, float)):
+        raise NotUsable("no model.method or summary.score")
+    task = data["task"]
+    known = TASKS.get(task)
+    category = data.get("category") or (known.category if known else "other")
+    return Result(path=path, task=task, category=category, metric=data.get("metric", "accuracy"),
+                  model=data["model"], decoding=data["decoding"], summary=data["summary"],
+                  command=data.get("command", ""))
+
+
+def read_result(path: Path) -> Result:
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise NotUsable(f"not valid JSON ({error})") from error
+    return parse_result(path, data)
+
+
+def read_columns(path: Path) -> dict[str, list[float]]:
+    """CSVLogger rows are sparse: each row fills only the columns logged at that moment."""
+    columns: dict[str, list[float]] = {}
+    with path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            for name, value in row.items():
+                if name and value not in (None, ""):
+                    columns.setdefault(name, []).append(float(value))
+    return columns
+
+
+def read_run(directory: Path) -> TrainingRun:
+    try:
+        columns = read_columns(directory / METRICS_CSV)
+    except (ValueError, csv.Error) as error:
+        raise NotUsable(f"{METRICS_CSV} is not numeric CSV ({error})") from error
+    metrics_file, config_file = directory / METRICS_JSON, directory / ".hydra" / "config.yaml"
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    method = metrics.get("method")
+    if method is None and config_file.is_file():  # a run still in progress has no metrics.json yet
+        method = OmegaConf.select(OmegaConf.load(config_file), "method.name")
+    overrides_file = directory / ".hydra" / "overrides.yaml"
+    overrides = [str(o) for o in OmegaConf.load(overrides_file)] if overrides_file.is_file() else []
+    return TrainingRun(path=directory, method=method or "run", overrides=overrides,
+                       trainable_parameters=metrics.get("trainable_parameters"),
+                       wall_seconds=metrics.get("wall_seconds"), columns=columns)
+
+
+def candidate_files(paths: Iterable[Path]) -> list[Path]:
+    """The given files, and results.json / metrics.csv found under the given directories (each once)."""
+    found: dict[Path, None] = {}
+    for path in paths:
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such file or directory")
+        files = [path] if path.is_file() else sorted([*path.rglob(RESULTS_FILE), *path.rglob(METRICS_CSV)])
+        found.update((file.resolve(), None) for file in files)
+    return list(found)
+
+
+def collect(paths: Sequence[Path]) -> tuple[list[Result], list[TrainingRun]]:
+    """Every usable result and training run under `paths`; unusable files are skipped with a warning."""
+    results, runs = [], []
+    for file in candidate_files(paths):
+        try:
+            if file.name in (METRICS_CSV, METRICS_JSON) and (file.parent / METRICS_CSV).is_file():
+                runs.append(read_run(file.parent))
+            elif file.suffix == ".json":
+                results.append(read_result(file))
+            else:
+                raise NotUsable(f"neither a {RESULTS_FILE} nor a {METRICS_CSV}")
+        except NotUsable as reason:
+            log.warning("skipped %s: %s", file, reason)
+    if not results and not runs:
+        raise NoInputs(f"no results or training runs found under {', '.join(map(str, paths))}")
+    return results, unique_runs(runs)
+
+
+def unique_runs(runs: list[TrainingRun]) -> list[TrainingRun]:
+    """A run given both as its metrics.csv and as its metrics.json counts once."""
+    return list({run.path: run for run in runs}.values())

@@ -1,0 +1,82 @@
+"""python -m l2d.report: what it writes, and how it treats missing paths and files that are not results."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from l2d.report import main
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PLOTS = ["accuracy_vs_nfe.png", "loss_vs_t.png", "nfe_per_task.png", "accuracy_vs_guidance.png"]
+
+
+@pytest.fixture
+def everything(tmp_path, write_result, training_run):
+    """Results for every figure (a level sweep, an adaptive solver, guidance) and a training run."""
+    for task, base in (("gsm8k", 0.1), ("humaneval", 0.2), ("mmlu", 0.4)):
+        write_result(f"base-{task}", task, "base", base)
+        for levels in (1, 2, 4, 8, 16):
+            write_result(f"l2d-{task}-{levels}", task, "l2d_lora", base + 0.02 * levels, levels=levels)
+        write_result(f"adaptive-{task}", task, "l2d_lora", base + 0.3, solver="fehlberg2", nfe=30 + 20 * base)
+        for guidance in (1.5, 2.0, 3.0):
+            write_result(f"guided-{task}-{guidance}", task, "l2d_lora", base + 0.05 * guidance, guidance=guidance)
+    return [tmp_path / "evals", training_run]
+
+
+def test_writes_the_report_and_every_plot_with_data(tmp_path, everything, capsys):
+    out = tmp_path / "out"
+    main([*map(str, everything), "--out", str(out)])
+    assert sorted(p.name for p in out.iterdir()) == sorted(["report.md", *PLOTS])  # no temporary files left
+    for name in PLOTS:
+        data = (out / name).read_bytes()
+        assert data.startswith(PNG_SIGNATURE) and len(data) > 10_000, name
+    printed = capsys.readouterr().out
+    assert all(f"wrote {out / name}" in printed for name in ["report.md", *PLOTS])
+
+
+def test_plots_without_data_are_not_written(tmp_path, write_result):
+    write_result("base", "gsm8k", "base", 0.1)
+    out = tmp_path / "out"
+    main([str(tmp_path / "evals"), "--out", str(out)])
+    assert [p.name for p in out.iterdir()] == ["report.md"]
+
+
+def test_missing_path_is_an_error_naming_it(tmp_path, capsys):
+    missing = tmp_path / "no_such_run"
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(missing)])
+    assert exit_info.value.code != 0
+    assert f"{missing}: no such file or directory" in capsys.readouterr().err
+
+
+def test_json_that_is_not_a_results_file_is_skipped_with_a_warning(tmp_path, write_result, caplog):
+    write_result("base", "gsm8k", "base", 0.1)
+    stray = tmp_path / "evals" / "decode.json"
+    stray.write_text(json.dumps({"solver": "midpoint", "levels": 8}))
+    broken = tmp_path / "evals" / "base" / "copy" / "results.json"
+    broken.parent.mkdir()
+    broken.write_text("{not json")
+    out = tmp_path / "out"
+    main([str(tmp_path / "evals"), str(stray), "--out", str(out)])
+    assert f"skipped {stray}: no task, model, decoding, summary" in caplog.text
+    assert f"skipped {broken}: not valid JSON" in caplog.text
+    assert "| smollm2-135m | 10.00" in (out / "report.md").read_text()
+
+
+def test_nothing_usable_is_an_error(tmp_path, capsys):
+    stray = tmp_path / "config.json"
+    stray.write_text("[1, 2]")
+    with pytest.raises(SystemExit):
+        main([str(stray), str(tmp_path), "--out", str(tmp_path / "out")])
+    assert f"no results or training runs found under {stray}, {tmp_path}" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_runs_as_a_module(tmp_path, training_run):
+    done = subprocess.run([sys.executable, "-m", "l2d.report", str(training_run), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, check=True)
+    assert f"wrote {tmp_path / 'out' / 'loss_vs_t.png'}" in done.stdout

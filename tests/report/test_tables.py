@@ -1,0 +1,168 @@
+"""report.md: the main table in the paper's layout, and the tables behind Figures 1, 3, 4 and 5."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from l2d.report import build
+from l2d.tasks.summary import wilson_interval
+from tests.report.conftest import write_run
+from tests.report.tables import section_table, section_titles
+
+PAPER_SCORES = {  # method -> task -> score
+    "base": {"gsm8k": 0.10, "math": 0.05, "humaneval": 0.20, "mbpp": 0.30, "mmlu": 0.40},
+    "lora": {"gsm8k": 0.20, "math": 0.06, "humaneval": 0.18, "mbpp": 0.28, "mmlu": 0.39},
+    "l2d_lora": {"gsm8k": 0.30, "math": 0.10, "humaneval": 0.25, "mbpp": 0.32, "mmlu": 0.42},
+}
+
+
+def render(tmp_path, *inputs) -> str:
+    out = tmp_path / "report"
+    build(list(inputs), out)
+    return (out / "report.md").read_text()
+
+
+@pytest.fixture
+def paper_layout(tmp_path, write_result) -> str:
+    for method, scores in PAPER_SCORES.items():
+        for task, score in scores.items():
+            write_result(f"{method}-{task}", task, method, score)
+    return render(tmp_path, tmp_path / "evals")
+
+
+def test_main_table_columns_follow_the_paper(paper_layout):
+    rows = section_table(paper_layout, "Results")
+    assert list(rows[0]) == ["Model", "GSM8K", "MATH", "Math avg", "HumanEval", "MBPP", "Coding avg", "MMLU",
+                             "Avg", "Params"]
+    assert [row["Model"] for row in rows] == ["smollm2-135m", "LoRA", "L2D-LoRA"]
+
+
+def test_scores_are_percentages_with_the_ci_half_width(paper_layout):
+    base = section_table(paper_layout, "Results")[0]
+    low, high = wilson_interval(20, 200)
+    assert base["GSM8K"] == f"10.00 ±{50 * (high - low):.1f}"
+    assert base["MMLU"].startswith("40.00 ±")
+
+
+def test_overall_average_is_the_mean_of_category_averages(paper_layout):
+    base = section_table(paper_layout, "Results")[0]
+    assert base["Math avg"] == "7.50"
+    assert base["Coding avg"] == "25.00"
+    # (7.5 + 25 + 40) / 3 = 24.17; the plain mean over the five tasks would be 21.00
+    assert base["Avg"] == "24.17"
+    l2d = section_table(paper_layout, "Results")[2]
+    assert l2d["Avg"] == f"{(20.0 + 28.5 + 42.0) / 3:.2f}"
+
+
+def test_trainable_parameters_are_formatted_like_the_paper(paper_layout):
+    assert [row["Params"] for row in section_table(paper_layout, "Results")] == ["-", "3.4M", "73M"]
+
+
+def test_only_sections_with_data_are_written(paper_layout):
+    assert section_titles(paper_layout) == ["Results", "Inputs"]
+
+
+def test_inputs_list_files_and_commands(paper_layout):
+    inputs = section_table(paper_layout, "Inputs")
+    assert len(inputs) == 15
+    row = next(r for r in inputs if r["Results file"].endswith("lora-gsm8k/results.json"))
+    assert row["Command"] == "`python -m l2d.evaluate task=gsm8k checkpoint=None \\| tee log`"
+
+
+def test_unknown_category_is_its_own_group(tmp_path, write_result):
+    write_result("a", "gsm8k", "base", 0.1)
+    write_result("b", "reasoning_gym/chain_sum", "base", 0.5)
+    row = section_table(render(tmp_path, tmp_path / "evals"), "Results")[0]
+    assert list(row) == ["Model", "GSM8K", "chain_sum", "Avg", "Params"]
+    assert row["Avg"] == "30.00"
+
+
+@pytest.fixture
+def sweep(tmp_path, write_result) -> str:
+    """Base; L2D at midpoint 1..16 levels; Euler; an adaptive solver; guidance 1.5 and 2 (GSM8K, MMLU)."""
+    write_result("base", "gsm8k", "base", 0.10)
+    for levels, score in {1: 0.10, 2: 0.20, 4: 0.25, 8: 0.30, 16: 0.32}.items():
+        write_result(f"levels{levels}", "gsm8k", "l2d_lora", score, levels=levels)
+    write_result("default-mmlu", "mmlu", "l2d_lora", 0.42)
+    write_result("euler", "gsm8k", "l2d_lora", 0.31, solver="euler", levels=15)
+    write_result("adaptive-gsm8k", "gsm8k", "l2d_lora", 0.33, solver="fehlberg2", t_final=0.99, nfe=40.25)
+    write_result("adaptive-mmlu", "mmlu", "l2d_lora", 0.43, solver="fehlberg2", t_final=0.99, nfe=55.5)
+    for guidance, score in {1.5: 0.34, 2.0: 0.36}.items():
+        write_result(f"guidance{guidance}", "gsm8k", "l2d_lora", score, guidance=guidance)
+    return render(tmp_path, tmp_path / "evals")
+
+
+def test_each_decoding_gets_its_own_row_named_by_what_differs(sweep):
+    names = [row["Model"] for row in section_table(sweep, "Results")]
+    assert names[:2] == ["smollm2-135m", "L2D-LoRA"]  # the default decoding first
+    assert set(names[2:]) == {"L2D-LoRA (midpoint, 1 NFE)", "L2D-LoRA (midpoint, 3 NFE)",
+                              "L2D-LoRA (midpoint, 7 NFE)", "L2D-LoRA (midpoint, 31 NFE)",
+                              "L2D-LoRA (euler, 15 NFE)", "L2D-LoRA (fehlberg2, adaptive)",
+                              "L2D-LoRA + guidance 1.5", "L2D-LoRA + guidance 2"}
+
+
+def test_average_over_missing_tasks_is_marked(sweep):
+    rows = {row["Model"]: row for row in section_table(sweep, "Results")}
+    assert rows["L2D-LoRA"]["Avg"] == "36.00"  # GSM8K and MMLU
+    assert rows["L2D-LoRA (euler, 15 NFE)"]["Avg"] == "31.00*"  # GSM8K only
+    assert rows["L2D-LoRA (euler, 15 NFE)"]["MMLU"] == "-"
+
+
+def test_nfe_table_has_one_series_per_solver(sweep):
+    rows = [(r["Task"], r["Model"], r["NFE"], r["Score %"].split()[0]) for r in section_table(sweep, "Score against NFE")]
+    gsm8k = [row[1:] for row in rows if row[0] == "GSM8K"]
+    assert gsm8k[0] == ("smollm2-135m (no diffusion)", "1", "10.00")
+    midpoint = [(nfe, score) for name, nfe, score in gsm8k if name == "L2D-LoRA"]
+    assert midpoint == [("1.0", "10.00"), ("3.0", "20.00"), ("7.0", "25.00"), ("15.0", "30.00"), ("31.0", "32.00")]
+    assert ("L2D-LoRA (euler)", "15.0", "31.00") in gsm8k
+    assert ("L2D-LoRA (fehlberg2, adaptive)", "40.2", "33.00") in gsm8k
+
+
+def test_adaptive_nfe_per_task(sweep):
+    assert section_table(sweep, "NFE per token of adaptive") == [
+        {"Model": "L2D-LoRA (fehlberg2, adaptive)", "GSM8K": "40.2", "MMLU": "55.5", "Mean": "47.9"}]
+
+
+def test_guidance_table(sweep):
+    [row] = section_table(sweep, "Score against guidance")
+    assert (row["Task"], row["Model"]) == ("GSM8K", "L2D-LoRA")
+    assert row["w = 1.5"].startswith("34.00 ±") and row["w = 2"].startswith("36.00 ±")
+
+
+def test_rows_of_different_checkpoints_are_told_apart(tmp_path, write_result):
+    write_result("a", "gsm8k", "l2d_lora", 0.3, checkpoint="multirun/sigma/0/export")
+    write_result("b", "gsm8k", "l2d_lora", 0.4, checkpoint="multirun/sigma/1/export")
+    write_result("c", "gsm8k", "l2d_lora", 0.5, checkpoint="runs/cosmap/export", label="L2D cosmap")
+    names = [row["Model"] for row in section_table(render(tmp_path, tmp_path / "evals"), "Results")]
+    assert names == ["L2D-LoRA [0]", "L2D-LoRA [1]", "L2D cosmap"]
+
+
+def test_a_rerun_replaces_the_older_result(tmp_path, write_result, caplog):
+    old = write_result("old", "gsm8k", "base", 0.1)
+    new = write_result("new", "gsm8k", "base", 0.2)
+    stat = old.stat()
+    os.utime(new, (stat.st_atime + 10, stat.st_mtime + 10))
+    [row] = section_table(render(tmp_path, tmp_path / "evals"), "Results")
+    assert row["GSM8K"].startswith("20.00")
+    assert "using the newer" in caplog.text and str(new) in caplog.text
+
+
+def test_loss_per_t_bin_averages_the_end_of_training(tmp_path, training_run):
+    rows = section_table(render(tmp_path, training_run), "Loss per diffusion time")
+    assert [(r["Run"], r["Split"]) for r in rows] == [("l2d_lora sigma32", "train"), ("l2d_lora sigma32", "val")]
+    assert list(rows[0])[2:] == [f"t = {(i + 0.5) / 10:.2f}" for i in range(10)]
+    # train: 10 values per bin, the last 2 (steps 8, 9) averaged; val: 2 values, the last one (step 9)
+    assert rows[0]["t = 0.05"] == f"{6.0 - 0.085:.3f}" and rows[0]["t = 0.95"] == f"{6.0 - 4.5 - 0.085:.3f}"
+    assert rows[1]["t = 0.05"] == f"{6.0 - 0.09 + 0.2:.3f}"
+    [run] = section_table(render(tmp_path, training_run), "Inputs")
+    assert (run["Params"], run["Wall time"]) == ("73M", "1.5 h")
+
+
+def test_runs_of_a_sweep_are_named_by_the_overrides_they_differ_in(tmp_path):
+    for sigma in (32, 64):
+        write_run(tmp_path / "multirun" / str(sigma // 32 - 1), [f"sigma={sigma}", "model=tiny"])
+    rows = section_table(render(tmp_path, tmp_path / "multirun"), "Loss per diffusion time")
+    assert [r["Run"] for r in rows] == ["l2d_lora sigma=32", "l2d_lora sigma=32", "l2d_lora sigma=64",
+                                        "l2d_lora sigma=64"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from l2d.diffusion import guidance as cfg
+from l2d.diffusion.guidance import NULL_CLASS, combine, guidance_slots
 from l2d.diffusion.path import velocity as flow_velocity
 from l2d.diffusion.sampling import X1_ESTIMATES, annealed_temperature, estimate_x1, sample_tokens
 from l2d.diffusion.solver import ADAPTIVE, check_solver, fixed_nfe, integrate_adaptive, integrate_fixed, time_grid
@@ -70,7 +70,7 @@ class TokenDiffusion:
         self.table = model.diffusion_table()  # (vocab, d̄), float32, computed once per call
         guided = options.guidance is not None and options.guidance != 1.0  # w=1 is plain conditional
         self.guidance = options.guidance if guided else None
-        self.slot_classes = None if class_labels is None else cfg.guidance_slots(class_labels, guided)
+        self.slot_classes = None if class_labels is None else guidance_slots(class_labels, guided)
         self.slots = 1 if self.slot_classes is None else self.slot_classes.shape[1]
         self.tables: dict[float, ConditioningTable] = {}
 
@@ -101,7 +101,7 @@ class TokenDiffusion:
                 temperature = temperature.view(-1, 1, 1)
             x1_slots = estimate_x1(self.logits(context, t, x), self.table, options.x1_estimate,
                                    temperature, self.generator)
-            return flow_velocity(cfg.combine(x1_slots, self.guidance), x, rows(t))
+            return flow_velocity(combine(x1_slots, self.guidance), x, rows(t))
 
         x = torch.randn(batch, self.table.shape[1], device=h_last.device, generator=self.generator)
         x = x * self.model.config.sigma
@@ -171,7 +171,7 @@ def prepare(model, input_ids, attention_mask, class_labels, eos_token_id, pad_to
     if options.guidance is not None and class_labels is None:
         raise ValueError("guidance needs class_labels (and a model trained with num_classes > 0)")
     if class_labels is None and model.num_classes > 0:
-        class_labels = torch.full((batch,), cfg.NULL_CLASS, device=input_ids.device)
+        class_labels = torch.full((batch,), NULL_CLASS, device=input_ids.device)
     eos = torch.as_tensor([] if eos_token_id is None else eos_token_id, device=input_ids.device).reshape(-1)
     pad = pad_token_id if pad_token_id is not None else (int(eos[0]) if eos.numel() else 0)
     return options, attention_mask, class_labels, eos, pad

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Reproduces experiments/smollm2_gsm8k: the same data, steps and seed for every method, then every
+# evaluation, then the report. Run from the repository root.
+#
+#   bash experiments/smollm2_gsm8k/run.sh gpu train      # on a GPU: train base-line methods and L2D variants
+#   bash experiments/smollm2_gsm8k/run.sh gpu evaluate   # then score them (resumable: finished results are kept)
+#   bash experiments/smollm2_gsm8k/run.sh cpu all        # a CPU-sized rehearsal of the whole pipeline
+#
+# Offline GPU machine: ../shared/tools/gpu-prep first (wheels and SmolLM2 weights), and copy the GSM8K
+# file into the checkout (the ../shared folder does not travel): L2D_GSM8K points at it.
+set -euo pipefail
+scale=${1:?cpu or gpu}; stage=${2:-all}
+root=${RUNS:-experiments/runs/smollm2_gsm8k_$scale}
+mkdir -p "$root"
+
+if [[ $scale == gpu ]]; then
+  data="data=gsm8k_reasoning_gym"; epochs=2; limit=200; humaneval_limit=40; batch=64
+else  # CPU: the offline default data, one epoch, small evaluation slices
+  data="data=reasoning_gym"; epochs=1; limit=60; humaneval_limit=8; batch=16
+fi
+train() {  # name, overrides...
+  local name=$1; shift
+  [[ -f $root/$name/export/l2d_config.json || -f $root/$name/export/l2d_finetune.json ]] && return
+  python -m l2d.train "$data" trainer.max_epochs=$epochs seed=0 "$@" hydra.run.dir="$root/$name"
+}
+evaluate() {  # out name, overrides...
+  local name=$1; shift
+  [[ -f $root/eval/$name/results.json ]] && return
+  python -m l2d.evaluate progress=false batch_size=$batch seed=0 "$@" hydra.run.dir="$root/eval/$name"
+}
+
+if [[ $stage == train || $stage == all ]]; then
+  train lora method=lora
+  train full method=full
+  train l2d_lora method=l2d_lora method.guidance=true
+  train l2d_lora_cosmap method=l2d_lora method.guidance=true timestep_sampling=cosmap
+  [[ $scale == gpu ]] && train l2d_full method=l2d_full method.guidance=true
+fi
+
+if [[ $stage == evaluate || $stage == all ]]; then
+  tasks=("task=gsm8k limit=$limit" "task=reasoning_gym/chain_sum limit=$limit"
+         "task=reasoning_gym/basic_arithmetic limit=$limit" "task=humaneval limit=$humaneval_limit samples=10")
+  for i in "${!tasks[@]}"; do
+    t=${tasks[$i]}
+    evaluate "base_$i" $t
+    evaluate "lora_$i" $t checkpoint="$root/lora/export"
+    evaluate "full_$i" $t checkpoint="$root/full/export"
+    evaluate "l2d_$i" $t checkpoint="$root/l2d_lora/export"
+    evaluate "cosmap_$i" $t checkpoint="$root/l2d_lora_cosmap/export"
+    [[ -d $root/l2d_full/export ]] && evaluate "l2d_full_$i" $t checkpoint="$root/l2d_full/export"
+  done
+  # Claims 2 and 4 on the held-out GSM8K slice and one reasoning-gym task: steps, Euler, adaptive.
+  for t in "task=gsm8k limit=$limit" "task=reasoning_gym/chain_sum limit=$limit"; do
+    tag=${t%% *}; tag=${tag#task=}; tag=${tag//\//_}
+    for levels in 1 2 4 16 32; do evaluate "steps_${tag}_$levels" $t checkpoint="$root/l2d_lora/export" solver.levels=$levels; done
+    evaluate "euler_$tag" $t checkpoint="$root/l2d_lora/export" solver=euler
+    evaluate "adaptive_$tag" $t checkpoint="$root/l2d_lora/export" solver=fehlberg2
+    for w in 1.5 2.0; do evaluate "guidance_${tag}_$w" $t checkpoint="$root/l2d_lora/export" guidance=$w; done
+  done
+  python -m l2d.report "$root" --out "$root/report"
+fi

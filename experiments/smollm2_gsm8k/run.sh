@@ -14,19 +14,24 @@ root=${RUNS:-experiments/runs/smollm2_gsm8k_$scale}
 mkdir -p "$root"
 
 if [[ $scale == gpu ]]; then
-  data="data=gsm8k_reasoning_gym"; epochs=2; limit=200; humaneval_limit=40; batch=64
-else  # CPU: the offline default data, one epoch, small evaluation slices
-  data="data=reasoning_gym"; epochs=1; limit=60; humaneval_limit=8; batch=16
+  data=(data=gsm8k_reasoning_gym); epochs=2; limit=200; batch=64; levels=(1 2 4 16 32)
+  tasks=("task=gsm8k limit=$limit" "task=reasoning_gym/chain_sum limit=$limit"
+         "task=reasoning_gym/basic_arithmetic limit=$limit" "task=humaneval limit=40 samples=10")
+  extra=()
+else  # CPU rehearsal: a third of the offline default data, short generations, small slices
+  data=(data=reasoning_gym data.sources.0.size=100); epochs=1; limit=30; batch=16; levels=(1 2 4)
+  tasks=("task=gsm8k limit=$limit" "task=reasoning_gym/chain_sum limit=$limit")
+  extra=(max_new_tokens=128)
 fi
 train() {  # name, overrides...
   local name=$1; shift
   [[ -f $root/$name/export/l2d_config.json || -f $root/$name/export/l2d_finetune.json ]] && return
-  python -m l2d.train "$data" trainer.max_epochs=$epochs seed=0 "$@" hydra.run.dir="$root/$name"
+  python -m l2d.train "${data[@]}" trainer.max_epochs=$epochs seed=0 "$@" hydra.run.dir="$root/$name"
 }
 evaluate() {  # out name, overrides...
   local name=$1; shift
   [[ -f $root/eval/$name/results.json ]] && return
-  python -m l2d.evaluate progress=false batch_size=$batch seed=0 "$@" hydra.run.dir="$root/eval/$name"
+  python -m l2d.evaluate progress=false batch_size=$batch seed=0 "${extra[@]}" "$@" hydra.run.dir="$root/eval/$name"
 }
 
 if [[ $stage == train || $stage == all ]]; then
@@ -38,8 +43,6 @@ if [[ $stage == train || $stage == all ]]; then
 fi
 
 if [[ $stage == evaluate || $stage == all ]]; then
-  tasks=("task=gsm8k limit=$limit" "task=reasoning_gym/chain_sum limit=$limit"
-         "task=reasoning_gym/basic_arithmetic limit=$limit" "task=humaneval limit=$humaneval_limit samples=10")
   for i in "${!tasks[@]}"; do
     t=${tasks[$i]}
     evaluate "base_$i" $t
@@ -52,7 +55,7 @@ if [[ $stage == evaluate || $stage == all ]]; then
   # Claims 2 and 4 on the held-out GSM8K slice and one reasoning-gym task: steps, Euler, adaptive.
   for t in "task=gsm8k limit=$limit" "task=reasoning_gym/chain_sum limit=$limit"; do
     tag=${t%% *}; tag=${tag#task=}; tag=${tag//\//_}
-    for levels in 1 2 4 16 32; do evaluate "steps_${tag}_$levels" $t checkpoint="$root/l2d_lora/export" solver.levels=$levels; done
+    for n in "${levels[@]}"; do evaluate "steps_${tag}_$n" $t checkpoint="$root/l2d_lora/export" solver.levels=$n; done
     evaluate "euler_$tag" $t checkpoint="$root/l2d_lora/export" solver=euler
     evaluate "adaptive_$tag" $t checkpoint="$root/l2d_lora/export" solver=fehlberg2
     for w in 1.5 2.0; do evaluate "guidance_${tag}_$w" $t checkpoint="$root/l2d_lora/export" guidance=$w; done

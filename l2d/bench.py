@@ -129,6 +129,20 @@ def training_rows(cfg: DictConfig, load_base, device) -> list[dict]:
     return rows
 
 
+def profile_decoding(cfg: DictConfig, base, device, path: Path) -> None:
+    """torch.profiler over one L2D decode (midpoint, 8 levels, batch 1): where a token's time goes."""
+    from torch.profiler import ProfilerActivity, profile
+
+    l2d = L2DModel(base, L2DConfig()).eval()
+    prompt = torch.randint(0, base.config.vocab_size, (1, cfg.decode.prompt_tokens), device=device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    l2d.generate(prompt, max_new_tokens=2, temperature=0.0)  # warm-up
+    with torch.no_grad(), profile(activities=activities) as profiler:
+        l2d.generate(prompt, max_new_tokens=cfg.decode.new_tokens, temperature=0.0)
+    sort = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
+    path.write_text(profiler.key_averages().table(sort_by=sort, row_limit=30) + "\n")
+
+
 def markdown(result: dict) -> str:
     env = result["environment"]
     lines = [f"# l2d benchmark: {result['model']}", "",
@@ -175,6 +189,8 @@ def bench(cfg: DictConfig) -> dict:
     if cfg.train.enabled:
         result["rows"] += training_rows(cfg, load_base, device)
     out = Path(cfg.paths.output_dir)
+    if cfg.profile:
+        profile_decoding(cfg, load_base(), device, out / "profile.txt")
     (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "bench.md").write_text(markdown(result))
     print(markdown(result))

@@ -9,7 +9,7 @@ from tests.compose import compose_config
 def test_bench_runs_every_setting_and_writes_json_and_markdown(tmp_path):
     cfg = compose_config("bench", ["model=tiny", "decode.batch_sizes=[1,2]", "decode.prompt_tokens=8",
                                    "decode.new_tokens=3", "warmup=0", "repeats=1", "train.batch=2",
-                                   "train.sequence=16"], tmp_path)
+                                   "train.sequence=16", "profile=true"], tmp_path)
     result = bench(cfg)
     saved = json.loads((tmp_path / "bench.json").read_text())
     decode = [r for r in saved["rows"] if r["kind"] == "decode"]
@@ -20,3 +20,4 @@ def test_bench_runs_every_setting_and_writes_json_and_markdown(tmp_path):
     assert set(train) == {"l2d_lora", "l2d_full", "lora", "full"} and train["lora"]["vs_lora"] == 1.0
     markdown = (tmp_path / "bench.md").read_text()
     assert "| L2D midpoint levels=8 + guidance | 2 | 15 |" in markdown and result["environment"]["device"]
+    assert "aten::scaled_dot_product_attention" in (tmp_path / "profile.txt").read_text()

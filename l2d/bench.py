@@ -51,9 +51,19 @@ def timed(run, device: torch.device, warmup: int, repeats: int) -> float:
     return statistics.median(times)
 
 
+def compile_mode(cfg: DictConfig, device: torch.device) -> str | None:
+    """decode.compile: auto = CUDA graphs on GPU, nothing on CPU (inductor's C++ build would dominate)."""
+    if cfg.decode.compile == "auto":
+        return "reduce-overhead" if device.type == "cuda" else None
+    return cfg.decode.compile
+
+
 def decoding_rows(cfg: DictConfig, base, device) -> list[dict]:
-    """One row per (setting, batch size): seconds for prompt + new tokens, tokens/s, ms/token, ms/NFE."""
+    """One row per (setting, batch size): seconds for prompt + new tokens, tokens/s, ms/token, ms/NFE.
+    With decode.compile, every L2D setting also runs on the fast path (static cache, compiled evaluation)."""
     rows = []
+    mode = compile_mode(cfg, device)
+    variants = [("", {})] + ([(f" [compile={mode}]", dict(static_cache=True, compile=mode))] if mode else [])
     plain = CausalLM(base)
     l2d = L2DModel(base, L2DConfig(num_classes=2)).to(device=device, dtype=next(base.parameters()).dtype).eval()
     for batch in cfg.decode.batch_sizes:
@@ -66,14 +76,20 @@ def decoding_rows(cfg: DictConfig, base, device) -> list[dict]:
         nfe = {"transformers generate()": 1, "ours, plain LM (levels=1)": 1}
         for spec in cfg.decode.l2d:
             for guided in cfg.decode.guidance:
-                name = f"L2D {spec.solver} levels={spec.levels}" + (" + guidance" if guided else "")
-                options = dict(solver=spec.solver, levels=spec.levels, max_new_tokens=new, temperature=0.0)
-                if guided:
-                    options.update(guidance=2.0, class_labels=torch.ones(batch, dtype=torch.long, device=device))
-                settings[name] = lambda options=options: l2d.generate(prompt, **options)
-                nfe[name] = (2 if spec.solver == "midpoint" else 1) * (spec.levels - 1) + 1
+                for suffix, fast in variants:
+                    name = f"L2D {spec.solver} levels={spec.levels}" + (" + guidance" if guided else "") + suffix
+                    options = dict(solver=spec.solver, levels=spec.levels, max_new_tokens=new, temperature=0.0,
+                                   **fast)
+                    if guided:
+                        options.update(guidance=2.0, class_labels=torch.ones(batch, dtype=torch.long, device=device))
+                    settings[name] = lambda options=options: l2d.generate(prompt, **options)
+                    nfe[name] = (2 if spec.solver == "midpoint" else 1) * (spec.levels - 1) + 1
+        seconds = {}
         with torch.no_grad():
-            seconds = {name: timed(run, device, cfg.warmup, cfg.repeats) for name, run in settings.items()}
+            for name, run in settings.items():
+                if "[compile=" in name:
+                    torch._dynamo.reset()  # each shape compiles afresh in its warm-up, never past dynamo's limit
+                seconds[name] = timed(run, device, cfg.warmup, cfg.repeats)
         reference = seconds["ours, plain LM (levels=1)"]
         for name, s in seconds.items():
             extra = (s - reference) / (new * nfe[name]) * 1e3 if name.startswith("L2D") else None
@@ -130,15 +146,20 @@ def training_rows(cfg: DictConfig, load_base, device) -> list[dict]:
 
 
 def profile_decoding(cfg: DictConfig, base, device, path: Path) -> None:
-    """torch.profiler over one L2D decode (midpoint, 8 levels, batch 1): where a token's time goes."""
+    """torch.profiler over one L2D decode (midpoint, 8 levels, batch 1; on the fast path when
+    decode.compile is set): where a token's time goes."""
     from torch.profiler import ProfilerActivity, profile
 
     l2d = L2DModel(base, L2DConfig()).eval()
     prompt = torch.randint(0, base.config.vocab_size, (1, cfg.decode.prompt_tokens), device=device)
+    mode = compile_mode(cfg, device)
+    options = dict(temperature=0.0, **(dict(static_cache=True, compile=mode) if mode else {}))
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    l2d.generate(prompt, max_new_tokens=2, temperature=0.0)  # warm-up
+    with torch.no_grad():
+        l2d.generate(prompt, max_new_tokens=4, **options)  # warm-up (and compilation)
+    # A few tokens suffice (each is NFE alike evaluations); a whole decode's events take gigabytes.
     with torch.no_grad(), profile(activities=activities) as profiler:
-        l2d.generate(prompt, max_new_tokens=cfg.decode.new_tokens, temperature=0.0)
+        l2d.generate(prompt, max_new_tokens=min(cfg.decode.new_tokens, 8), **options)
     sort = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
     path.write_text(profiler.key_averages().table(sort_by=sort, row_limit=30) + "\n")
 
@@ -184,17 +205,26 @@ def bench(cfg: DictConfig) -> dict:
                               "dtype": str(dtype).removeprefix("torch."), "torch": torch.__version__,
                               "transformers": transformers.__version__, "python": platform.python_version()},
               "rows": []}
+    out = Path(cfg.paths.output_dir)
+    # Written after each part, so an hour of decoding survives a later part that fails.
     if cfg.decode.enabled:
         result["rows"] += decoding_rows(cfg, load_base(), device)
+        write_results(result, out)
     if cfg.train.enabled:
         result["rows"] += training_rows(cfg, load_base, device)
-    out = Path(cfg.paths.output_dir)
+        write_results(result, out)
     if cfg.profile:
         profile_decoding(cfg, load_base(), device, out / "profile.txt")
-    (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "bench.md").write_text(markdown(result))
     print(markdown(result))
     return result
+
+
+def write_results(result: dict, out: Path) -> None:
+    """bench.json and bench.md, each written to a temporary name and renamed."""
+    for name, text in (("bench.json", json.dumps(result, indent=2) + "\n"), ("bench.md", markdown(result))):
+        partial = out / f".{name}.partial"
+        partial.write_text(text)
+        partial.replace(out / name)
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="bench")

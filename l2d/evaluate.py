@@ -86,7 +86,7 @@ def evaluate(cfg: DictConfig) -> dict:
     model, tokenizer, info = load_model(cfg, dtype)
     model.to(device).eval()
     is_l2d = isinstance(model, L2DModel)
-    solver = OmegaConf.to_container(cfg.solver, resolve=True)
+    solver = {**OmegaConf.to_container(cfg.solver, resolve=True), "compile": cfg.compile}
     decoding = Decoding(decode=solver if is_l2d else {}, guidance=cfg.guidance, temperature=cfg.temperature,
                         max_new_tokens=cfg.max_new_tokens, samples=cfg.samples,
                         token_search=OmegaConf.to_container(cfg.token_search) if cfg.token_search else None)

@@ -113,7 +113,8 @@ def integrate_adaptive(velocity: Velocity, x: torch.Tensor, solver: str, t_end: 
         dt = _next_step(dt, ratio, order)
         active = active & ~(accept & (t >= t_end))
     raise RuntimeError(f"adaptive solver {solver} did not reach t={t_end} in {max_steps} steps "
-                       f"(atol={atol}, rtol={rtol}); loosen the tolerances")
+                       f"(atol={atol}, rtol={rtol}); loosen the tolerances, or end before the stiff end of the "
+                       "flow with t_final < 1 (the adaptive solver configs use 0.99)")
 
 
 def _initial_step(velocity: Velocity, t0: torch.Tensor, x0: torch.Tensor, f0: torch.Tensor,

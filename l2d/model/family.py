@@ -83,11 +83,19 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return x * cos + rotated * sin
 
 
-def new_cache(base: nn.Module):
-    """An empty dynamic KV cache laid out for this model (per-layer types such as sliding windows)."""
-    from transformers import DynamicCache
+def new_cache(base: nn.Module, max_length: int | None = None):
+    """An empty KV cache laid out for this model (per-layer types such as sliding windows): dynamic,
+    or, given `max_length`, static — preallocated, so every decode step sees the same shapes and
+    addresses (what torch.compile and CUDA graphs need)."""
+    import transformers
+    from transformers import DynamicCache, StaticCache
 
-    return DynamicCache(config=base.config)
+    if max_length is None:
+        return DynamicCache(config=base.config)
+    if int(transformers.__version__.split(".")[0]) < 5:
+        raise ValueError(f"static_cache needs transformers >= 5 (its StaticCache tracks its own length); "
+                         f"installed: {transformers.__version__}")
+    return StaticCache(config=base.config, max_cache_len=max_length)
 
 
 def positions_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,11 @@ For each new token: start from x ~ N(0, sigma^2 I) in the diffusion space, integ
 dx/dt = (x̂ - x) / (1 - t) from t=0 to t_final with the chosen solver, evaluate the model once
 more at (x(t_final), t_final) and sample the token from those logits. `levels=1` is the plain LM:
 its single evaluation at t=0 is the LM's own logits (w_d(0) = 0), so the diffusion path is skipped.
+
+Fast path: `static_cache` preallocates the KV cache (bucketed lengths), so one diffusion evaluation
+sees the same shapes and tensor addresses at every step of every token; `compile` then hands that
+evaluation to torch.compile ("reduce-overhead" replays it as a CUDA graph). Sampling and the
+solver's arithmetic stay outside the compiled region, so the random streams are the plain path's.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from l2d.diffusion.sampling import X1_ESTIMATES, annealed_temperature, estimate_
 from l2d.diffusion.solver import ADAPTIVE, check_solver, fixed_nfe, integrate_adaptive, integrate_fixed, time_grid
 from l2d.model.conditioning import ConditioningTable
 from l2d.model.family import new_cache, positions_from_mask, reorder_cache
+
+COMPILE_MODES = ("eager", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+CACHE_BUCKET = 128  # static caches round their length up to this, so many prompt lengths share a compiled shape
 
 
 @dataclass
@@ -41,9 +49,13 @@ class DecodeOptions:
     atol: float = 1e-3
     rtol: float = 1e-3
     conditioning_tables: bool = True  # fixed grids: look conditioning up per time instead of recomputing it
+    static_cache: bool = False  # preallocated KV cache; implied by compile
+    compile: str | None = None  # torch.compile mode of one evaluation on fixed grids; "eager" = capture only
 
     def __post_init__(self) -> None:
         check_solver(self.solver)
+        if self.compile is not None and self.compile not in COMPILE_MODES:
+            raise ValueError(f"compile must be null or one of {list(COMPILE_MODES)}, got {self.compile!r}")
         if not isinstance(self.levels, int) or self.levels < 1:
             raise ValueError(f"levels must be an integer >= 1, got {self.levels!r}")
         if not 0.0 < self.t_final <= 1.0:
@@ -73,6 +85,8 @@ class TokenDiffusion:
         self.slot_classes = None if class_labels is None else guidance_slots(class_labels, guided)
         self.slots = 1 if self.slot_classes is None else self.slot_classes.shape[1]
         self.tables: dict[float, ConditioningTable] = {}
+        # Adaptive steps sync with the host at every step anyway; compiling them would buy nothing.
+        self.evaluate = compiled_evaluation(model, None if options.solver in ADAPTIVE else options.compile)
 
     def logits(self, context, t: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Diffusion logits (B, Q, V) for state x (B, d̄) at time t (a float, or per row (B,))."""
@@ -85,7 +99,10 @@ class TokenDiffusion:
             if t not in self.tables:
                 self.tables[t] = ConditioningTable(self.model.diffusion, t, self.model.num_classes)
             conditioning = self.tables[t].for_slots(self.slot_classes, (batch, self.slots))
-        return self.model.diffusion_logits(x_slots, t_slots, self.slot_classes, context, conditioning)
+        if self.evaluate is not self.model.diffusion_logits and self.options.compile in ("reduce-overhead",
+                                                                                         "max-autotune"):
+            torch.compiler.cudagraph_mark_step_begin()  # the previous replay's logits are consumed by now
+        return self.evaluate(x_slots, t_slots, self.slot_classes, context, conditioning)
 
     def next_token_logits(self, cache, h_last, index, position, key_mask) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (logits (B, V) to sample the token from, evaluations per row (B,))."""
@@ -115,6 +132,17 @@ class TokenDiffusion:
         return final, nfe + 1
 
 
+def compiled_evaluation(model, mode: str | None):
+    """model.diffusion_logits, compiled once per model and mode (dynamo caches per shape)."""
+    if mode is None:
+        return model.diffusion_logits
+    cache = model.__dict__.setdefault("_compiled_evaluations", {})
+    if mode not in cache:
+        options = dict(backend="eager") if mode == "eager" else dict(mode=mode)
+        cache[mode] = torch.compile(model.diffusion_logits, dynamic=False, **options)
+    return cache[mode]
+
+
 class Decoder:
     """The state of one batched decode: KV cache, masks, positions, and the last hidden state.
 
@@ -128,19 +156,27 @@ class Decoder:
         self.diffusion = None if plain else TokenDiffusion(model, options, class_labels, generator)
         self.main_forwards = 0
 
-    def start(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
-        self.attention_mask = attention_mask
+    def start(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int):
         position = positions_from_mask(attention_mask)
-        self.cache = new_cache(self.model.base)
-        self.h_last = self.model.run_main_path(input_ids, attention_mask, position, self.cache)[:, -1]
+        if self.options.static_cache or self.options.compile is not None:
+            # The mask covers the whole preallocated cache from the start: keys past the current
+            # token are excluded by causality, so it never changes shape or contents.
+            length = -(-(input_ids.shape[1] + max_new_tokens) // CACHE_BUCKET) * CACHE_BUCKET
+            self.cache = new_cache(self.model.base, length)
+            future = attention_mask.new_ones(attention_mask.shape[0], length - input_ids.shape[1])
+            self.attention_mask, self.grow_mask = torch.cat([attention_mask, future], dim=1), False
+        else:
+            self.cache = new_cache(self.model.base)
+            self.attention_mask, self.grow_mask = attention_mask, True
+        self.h_last = self.model.run_main_path(input_ids, self.attention_mask, position, self.cache)[:, -1]
         self.main_forwards += 1
         self.position = position[:, -1]
         self.index = torch.full_like(self.position, input_ids.shape[1] - 1)
         return self.next_token_logits()
 
     def advance(self, tokens: torch.Tensor):
-        batch = tokens.shape[0]
-        self.attention_mask = torch.cat([self.attention_mask, self.attention_mask.new_ones(batch, 1)], dim=1)
+        if self.grow_mask:
+            self.attention_mask = torch.cat([self.attention_mask, self.attention_mask.new_ones(len(tokens), 1)], 1)
         self.position, self.index = self.position + 1, self.index + 1
         self.h_last = self.model.run_main_path(tokens.unsqueeze(1), self.attention_mask, self.position.unsqueeze(1),
                                                self.cache)[:, -1]
@@ -186,7 +222,8 @@ def generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
 
     decode_options: solver (euler, midpoint, rk4, adaptive_heun, bosh3, fehlberg2, dopri5), levels,
     t_final, x1_estimate (sample | expectation), x1_temperature (0 = most likely token) with
-    anneal_x1_temperature, guidance (w_g >= 1, needs class_labels), atol/rtol (adaptive solvers).
+    anneal_x1_temperature, guidance (w_g >= 1, needs class_labels), atol/rtol (adaptive solvers),
+    static_cache and compile (the fast path: same tokens, fewer launches).
     temperature samples the emitted token (0 = greedy).
     """
     if max_new_tokens < 1:
@@ -196,7 +233,7 @@ def generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
     options, attention_mask, class_labels, eos, pad = prepare(model, input_ids, attention_mask, class_labels,
                                                               eos_token_id, pad_token_id, **decode_options)
     decoder = Decoder(model, options, class_labels, generator)
-    logits, nfe = decoder.start(input_ids, attention_mask)
+    logits, nfe = decoder.start(input_ids, attention_mask, max_new_tokens)
     new_tokens, nfe_columns = [], []
     finished = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
     for step in range(max_new_tokens):

@@ -32,7 +32,7 @@ def token_search(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | 
                                                               eos_token_id, pad_token_id, **decode_options)
     batch, width, device = input_ids.shape[0], hypotheses, input_ids.device
     decoder = Decoder(model, options, class_labels, generator)
-    logits, nfe = decoder.start(input_ids, attention_mask)
+    logits, nfe = decoder.start(input_ids, attention_mask, max_new_tokens)
 
     # The beam starts as one hypothesis per prompt and widens after the first token.
     cumulative = torch.zeros(batch, 1, device=device)

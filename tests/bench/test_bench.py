@@ -21,3 +21,14 @@ def test_bench_runs_every_setting_and_writes_json_and_markdown(tmp_path):
     markdown = (tmp_path / "bench.md").read_text()
     assert "| L2D midpoint levels=8 + guidance | 2 | 15 |" in markdown and result["environment"]["device"]
     assert "aten::scaled_dot_product_attention" in (tmp_path / "profile.txt").read_text()
+
+
+def test_bench_adds_fast_path_rows_when_compiling(tmp_path):
+    cfg = compose_config("bench", ["model=tiny", "decode.batch_sizes=[1]", "decode.prompt_tokens=8",
+                                   "decode.new_tokens=3", "decode.guidance=[false]", "decode.compile=eager",
+                                   "decode.l2d=[{solver: midpoint, levels: 2}]", "warmup=1", "repeats=1",
+                                   "train.enabled=false"], tmp_path)
+    rows = {r["setting"]: r for r in bench(cfg)["rows"]}
+    assert set(rows) == {"transformers generate()", "ours, plain LM (levels=1)", "L2D midpoint levels=2",
+                         "L2D midpoint levels=2 [compile=eager]"}
+    assert rows["L2D midpoint levels=2 [compile=eager]"]["nfe"] == 3

@@ -15,13 +15,17 @@ mkdir -p "$root"
 
 if [[ $scale == gpu ]]; then
   data=(data=gsm8k_reasoning_gym); epochs=2; limit=200; batch=64; levels=(1 2 4 16 32)
+  methods=(lora full l2d_lora l2d_lora_cosmap l2d_full)
   tasks=("task=gsm8k limit=$limit" "task=reasoning_gym/chain_sum limit=$limit"
          "task=reasoning_gym/basic_arithmetic limit=$limit" "task=humaneval limit=40 samples=10")
+  scaling=("task=gsm8k limit=$limit" "task=reasoning_gym/chain_sum limit=$limit")
   extra=()
-else  # CPU rehearsal: a third of the offline default data, short generations, small slices
-  data=(data=reasoning_gym data.sources.0.size=100); epochs=1; limit=30; batch=16; levels=(1 2 4)
-  tasks=("task=gsm8k limit=$limit" "task=reasoning_gym/chain_sum limit=$limit")
-  extra=(max_new_tokens=128)
+else  # CPU rehearsal of the whole pipeline in about an hour: little data, one task, short generations
+  data=(data=reasoning_gym data.sources.0.size=60); epochs=1; limit=20; batch=20; levels=(1 2 4)
+  methods=(lora l2d_lora)
+  tasks=("task=reasoning_gym/chain_sum limit=$limit")
+  scaling=("${tasks[@]}")
+  extra=(max_new_tokens=64)
 fi
 train() {  # name, overrides...
   local name=$1; shift
@@ -34,26 +38,23 @@ evaluate() {  # out name, overrides...
   python -m l2d.evaluate progress=false batch_size=$batch seed=0 "${extra[@]}" "$@" hydra.run.dir="$root/eval/$name"
 }
 
+declare -A overrides=([lora]="method=lora" [full]="method=full"
+                       [l2d_lora]="method=l2d_lora method.guidance=true"
+                       [l2d_lora_cosmap]="method=l2d_lora method.guidance=true timestep_sampling=cosmap"
+                       [l2d_full]="method=l2d_full method.guidance=true")
+
 if [[ $stage == train || $stage == all ]]; then
-  train lora method=lora
-  train full method=full
-  train l2d_lora method=l2d_lora method.guidance=true
-  train l2d_lora_cosmap method=l2d_lora method.guidance=true timestep_sampling=cosmap
-  [[ $scale == gpu ]] && train l2d_full method=l2d_full method.guidance=true
+  for m in "${methods[@]}"; do train "$m" ${overrides[$m]}; done
 fi
 
 if [[ $stage == evaluate || $stage == all ]]; then
   for i in "${!tasks[@]}"; do
     t=${tasks[$i]}
     evaluate "base_$i" $t
-    evaluate "lora_$i" $t checkpoint="$root/lora/export"
-    evaluate "full_$i" $t checkpoint="$root/full/export"
-    evaluate "l2d_$i" $t checkpoint="$root/l2d_lora/export"
-    evaluate "cosmap_$i" $t checkpoint="$root/l2d_lora_cosmap/export"
-    [[ -d $root/l2d_full/export ]] && evaluate "l2d_full_$i" $t checkpoint="$root/l2d_full/export"
+    for m in "${methods[@]}"; do evaluate "${m}_$i" $t checkpoint="$root/$m/export"; done
   done
-  # Claims 2 and 4 on the held-out GSM8K slice and one reasoning-gym task: steps, Euler, adaptive.
-  for t in "task=gsm8k limit=$limit" "task=reasoning_gym/chain_sum limit=$limit"; do
+  # Claims 2 and 4: accuracy against steps, Euler at 15 NFE, the adaptive solver's NFE; then guidance.
+  for t in "${scaling[@]}"; do
     tag=${t%% *}; tag=${tag#task=}; tag=${tag//\//_}
     for n in "${levels[@]}"; do evaluate "steps_${tag}_$n" $t checkpoint="$root/l2d_lora/export" solver.levels=$n; done
     evaluate "euler_$tag" $t checkpoint="$root/l2d_lora/export" solver=euler

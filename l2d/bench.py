@@ -22,6 +22,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from l2d.config import config_dir, register_resolvers
+from l2d.files import write_atomically
 from l2d.model.config import L2DConfig
 from l2d.model.finetune import Finetune
 from l2d.model.l2d import L2DModel
@@ -51,19 +52,21 @@ def timed(run, device: torch.device, warmup: int, repeats: int) -> float:
     return statistics.median(times)
 
 
-def compile_mode(cfg: DictConfig, device: torch.device) -> str | None:
-    """decode.compile: auto = CUDA graphs on GPU, nothing on CPU (inductor's C++ build would dominate)."""
-    if cfg.decode.compile == "auto":
-        return "reduce-overhead" if device.type == "cuda" else None
-    return cfg.decode.compile
+def fast_path(cfg: DictConfig, device: torch.device) -> dict:
+    """Decode options of the fast path, {} when off. decode.compile: auto = CUDA graphs on GPU,
+    nothing on CPU (inductor's C++ build would dominate)."""
+    mode = cfg.decode.compile
+    if mode == "auto":
+        mode = "reduce-overhead" if device.type == "cuda" else None
+    return {} if mode is None else dict(compile=mode)
 
 
 def decoding_rows(cfg: DictConfig, base, device) -> list[dict]:
     """One row per (setting, batch size): seconds for prompt + new tokens, tokens/s, ms/token, ms/NFE.
     With decode.compile, every L2D setting also runs on the fast path (static cache, compiled evaluation)."""
-    rows = []
-    mode = compile_mode(cfg, device)
-    variants = [("", {})] + ([(f" [compile={mode}]", dict(static_cache=True, compile=mode))] if mode else [])
+    rows, fast = [], fast_path(cfg, device)
+    variants = [("", {})] + ([(f" [compile={fast['compile']}]", fast)] if fast else [])
+    compiled = set()
     plain = CausalLM(base)
     l2d = L2DModel(base, L2DConfig(num_classes=2)).to(device=device, dtype=next(base.parameters()).dtype).eval()
     for batch in cfg.decode.batch_sizes:
@@ -76,10 +79,12 @@ def decoding_rows(cfg: DictConfig, base, device) -> list[dict]:
         nfe = {"transformers generate()": 1, "ours, plain LM (levels=1)": 1}
         for spec in cfg.decode.l2d:
             for guided in cfg.decode.guidance:
-                for suffix, fast in variants:
+                for suffix, variant in variants:
                     name = f"L2D {spec.solver} levels={spec.levels}" + (" + guidance" if guided else "") + suffix
                     options = dict(solver=spec.solver, levels=spec.levels, max_new_tokens=new, temperature=0.0,
-                                   **fast)
+                                   **variant)
+                    if variant:
+                        compiled.add(name)
                     if guided:
                         options.update(guidance=2.0, class_labels=torch.ones(batch, dtype=torch.long, device=device))
                     settings[name] = lambda options=options: l2d.generate(prompt, **options)
@@ -87,7 +92,7 @@ def decoding_rows(cfg: DictConfig, base, device) -> list[dict]:
         seconds = {}
         with torch.no_grad():
             for name, run in settings.items():
-                if "[compile=" in name:
+                if name in compiled:
                     torch._dynamo.reset()  # each shape compiles afresh in its warm-up, never past dynamo's limit
                 seconds[name] = timed(run, device, cfg.warmup, cfg.repeats)
         reference = seconds["ours, plain LM (levels=1)"]
@@ -152,8 +157,7 @@ def profile_decoding(cfg: DictConfig, base, device, path: Path) -> None:
 
     l2d = L2DModel(base, L2DConfig()).eval()
     prompt = torch.randint(0, base.config.vocab_size, (1, cfg.decode.prompt_tokens), device=device)
-    mode = compile_mode(cfg, device)
-    options = dict(temperature=0.0, **(dict(static_cache=True, compile=mode) if mode else {}))
+    options = dict(temperature=0.0, **fast_path(cfg, device))
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with torch.no_grad():
         l2d.generate(prompt, max_new_tokens=4, **options)  # warm-up (and compilation)
@@ -220,11 +224,8 @@ def bench(cfg: DictConfig) -> dict:
 
 
 def write_results(result: dict, out: Path) -> None:
-    """bench.json and bench.md, each written to a temporary name and renamed."""
     for name, text in (("bench.json", json.dumps(result, indent=2) + "\n"), ("bench.md", markdown(result))):
-        partial = out / f".{name}.partial"
-        partial.write_text(text)
-        partial.replace(out / name)
+        write_atomically(out / name, lambda path, text=text: path.write_text(text))
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="bench")

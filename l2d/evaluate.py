@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -16,6 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from l2d.config import config_dir, register_resolvers
+from l2d.files import write_atomically
 from l2d.model.checkpoint import CONFIG_FILE, read_meta
 from l2d.model.finetune import FINETUNE_FILE, load_finetuned
 from l2d.model.l2d import L2DModel
@@ -70,15 +69,6 @@ def print_table(result: dict) -> None:
           f"{s['n_unextracted']:>11}{s['mean_nfe']:>7.1f}{ks}\n")
 
 
-def write_json(path: Path, data: dict) -> None:
-    """Write to a temporary name, then rename: the file is whole or absent."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w") as out:
-        json.dump(data, out, indent=1)
-    os.replace(partial, path)
-
-
 def evaluate(cfg: DictConfig) -> dict:
     started = time.time()
     task = get_task(cfg.task.name, **OmegaConf.to_container(cfg.task.options, resolve=True))
@@ -100,7 +90,8 @@ def evaluate(cfg: DictConfig) -> dict:
               "summary": summary, "command": " ".join(["python -m l2d.evaluate", *sys.argv[1:]]), "seed": cfg.seed,
               "device": str(device), "dtype": str(dtype).removeprefix("torch."), "torch": torch.__version__,
               "wall_seconds": time.time() - started, "records": records}
-    write_json(Path(cfg.paths.output_dir) / "results.json", result)
+    write_atomically(Path(cfg.paths.output_dir) / "results.json",
+                     lambda path: path.write_text(json.dumps(result, indent=1)))
     print_table(result)
     return result
 

@@ -13,6 +13,7 @@ solver's arithmetic stay outside the compiled region, so the random streams are 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -25,6 +26,7 @@ from l2d.model.conditioning import ConditioningTable
 from l2d.model.family import new_cache, positions_from_mask, reorder_cache
 
 COMPILE_MODES = ("eager", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 CACHE_BUCKET = 128  # static caches round their length up to this, so many prompt lengths share a compiled shape
 
 
@@ -49,13 +51,14 @@ class DecodeOptions:
     atol: float = 1e-3
     rtol: float = 1e-3
     conditioning_tables: bool = True  # fixed grids: look conditioning up per time instead of recomputing it
-    static_cache: bool = False  # preallocated KV cache; implied by compile
+    static_cache: bool = False  # preallocated KV cache; compile turns it on
     compile: str | None = None  # torch.compile mode of one evaluation on fixed grids; "eager" = capture only
 
     def __post_init__(self) -> None:
         check_solver(self.solver)
         if self.compile is not None and self.compile not in COMPILE_MODES:
             raise ValueError(f"compile must be null or one of {list(COMPILE_MODES)}, got {self.compile!r}")
+        self.static_cache = self.static_cache or self.compile is not None  # compiled shapes must not change
         if not isinstance(self.levels, int) or self.levels < 1:
             raise ValueError(f"levels must be an integer >= 1, got {self.levels!r}")
         if not 0.0 < self.t_final <= 1.0:
@@ -99,9 +102,6 @@ class TokenDiffusion:
             if t not in self.tables:
                 self.tables[t] = ConditioningTable(self.model.diffusion, t, self.model.num_classes)
             conditioning = self.tables[t].for_slots(self.slot_classes, (batch, self.slots))
-        if self.evaluate is not self.model.diffusion_logits and self.options.compile in ("reduce-overhead",
-                                                                                         "max-autotune"):
-            torch.compiler.cudagraph_mark_step_begin()  # the previous replay's logits are consumed by now
         return self.evaluate(x_slots, t_slots, self.slot_classes, context, conditioning)
 
     def next_token_logits(self, cache, h_last, index, position, key_mask) -> tuple[torch.Tensor, torch.Tensor]:
@@ -139,7 +139,13 @@ def compiled_evaluation(model, mode: str | None):
     cache = model.__dict__.setdefault("_compiled_evaluations", {})
     if mode not in cache:
         options = dict(backend="eager") if mode == "eager" else dict(mode=mode)
-        cache[mode] = torch.compile(model.diffusion_logits, dynamic=False, **options)
+        graph = torch.compile(model.diffusion_logits, dynamic=False, **options)
+
+        def replay(*args):
+            torch.compiler.cudagraph_mark_step_begin()  # the previous replay's logits are consumed by now
+            return graph(*args)
+
+        cache[mode] = replay if mode in CUDA_GRAPH_MODES else graph
     return cache[mode]
 
 
@@ -158,16 +164,16 @@ class Decoder:
 
     def start(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int):
         position = positions_from_mask(attention_mask)
-        if self.options.static_cache or self.options.compile is not None:
+        if self.options.static_cache:
             # The mask covers the whole preallocated cache from the start: keys past the current
             # token are excluded by causality, so it never changes shape or contents.
-            length = -(-(input_ids.shape[1] + max_new_tokens) // CACHE_BUCKET) * CACHE_BUCKET
+            length = math.ceil((input_ids.shape[1] + max_new_tokens) / CACHE_BUCKET) * CACHE_BUCKET
             self.cache = new_cache(self.model.base, length)
             future = attention_mask.new_ones(attention_mask.shape[0], length - input_ids.shape[1])
-            self.attention_mask, self.grow_mask = torch.cat([attention_mask, future], dim=1), False
+            self.attention_mask = torch.cat([attention_mask, future], dim=1)
         else:
             self.cache = new_cache(self.model.base)
-            self.attention_mask, self.grow_mask = attention_mask, True
+            self.attention_mask = attention_mask
         self.h_last = self.model.run_main_path(input_ids, self.attention_mask, position, self.cache)[:, -1]
         self.main_forwards += 1
         self.position = position[:, -1]
@@ -175,7 +181,7 @@ class Decoder:
         return self.next_token_logits()
 
     def advance(self, tokens: torch.Tensor):
-        if self.grow_mask:
+        if not self.options.static_cache:
             self.attention_mask = torch.cat([self.attention_mask, self.attention_mask.new_ones(len(tokens), 1)], 1)
         self.position, self.index = self.position + 1, self.index + 1
         self.h_last = self.model.run_main_path(tokens.unsqueeze(1), self.attention_mask, self.position.unsqueeze(1),

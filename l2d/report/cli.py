@@ -4,31 +4,18 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from l2d.files import write_atomically
 from l2d.report import plots
 from l2d.report.inputs import NoInputs, Result, TrainingRun, collect
 from l2d.report.rows import newest_per_row_and_task
 from l2d.report.series import adaptive_nfe, base_scores, guidance_curves, nfe_curves
 from l2d.report.tables import report
-
-
-def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """`write` fills a temporary file next to `path`, which is then renamed: the file is whole or absent."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    try:
-        write(Path(temporary))
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
 
 
 def figures(results: Sequence[Result], runs: Sequence[TrainingRun]) -> dict[str, Figure]:

@@ -5,6 +5,7 @@ import torch
 from torch._dynamo.utils import counters
 
 from l2d import L2DConfig, L2DModel
+from l2d.model.token_search import token_search
 from tests.tiny import tiny_base
 
 
@@ -165,8 +166,6 @@ def test_static_cache_and_compiled_evaluation_emit_the_plain_paths_tokens(model,
 
 
 def test_static_cache_serves_the_plain_lm_and_token_search(model):
-    from l2d.model.token_search import token_search
-
     ids, mask = prompts()
     greedy = model.generate(ids, mask, max_new_tokens=5, levels=1, temperature=0.0)
     assert torch.equal(model.generate(ids, mask, max_new_tokens=5, levels=1, temperature=0.0, static_cache=True),

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from l2d.config import config_dir, register_resolvers
 from l2d.files import write_atomically
 from l2d.model.checkpoint import CONFIG_FILE, read_meta
-from l2d.model.finetune import FINETUNE_FILE, load_finetuned
+from l2d.model.finetune import FINETUNE_FILE, finetuned_base
 from l2d.model.l2d import L2DModel
 from l2d.model.loading import load_base_model
 from l2d.model.main_path import CausalLM
@@ -42,11 +42,14 @@ def load_model(cfg: DictConfig, dtype: torch.dtype):
     if checkpoint is not None and not checkpoint.is_dir():
         raise FileNotFoundError(f"checkpoint={checkpoint} is not a directory (give a run's export/ directory)")
     if checkpoint is not None and (checkpoint / CONFIG_FILE).is_file():
-        recorded = read_meta(checkpoint)["config"]["base_model"]
-        base, tokenizer = load_base_model(cfg.base_model or recorded, dtype=dtype)
+        recorded = read_meta(checkpoint)["config"]
+        base, tokenizer = load_base_model(cfg.base_model or recorded["base_model"], dtype=dtype)
+        if recorded.get("finetuned"):  # L2D trained on a finetuned model: rebuild that model first
+            base = finetuned_base(base, recorded["finetuned"]["path"], expected=recorded["finetuned"])
         model = L2DModel.from_pretrained(checkpoint, base=base)
         method = "l2d_full" if model.config.full_path else "l2d_lora"
-        return model, tokenizer, {"method": method, "base_model": cfg.base_model or recorded,
+        return model, tokenizer, {"method": method, "base_model": cfg.base_model or recorded["base_model"],
+                                  "finetuned": recorded.get("finetuned"),
                                   "trainable_parameters": model.num_trainable_parameters()}
     if checkpoint is not None:
         if not (checkpoint / FINETUNE_FILE).is_file():
@@ -54,7 +57,7 @@ def load_model(cfg: DictConfig, dtype: torch.dtype):
                              f"({FINETUNE_FILE})")
         info = json.loads((checkpoint / FINETUNE_FILE).read_text())
         base, tokenizer = load_base_model(cfg.base_model or info["base_model"], dtype=dtype)
-        return CausalLM(load_finetuned(checkpoint, base)), tokenizer, info
+        return CausalLM(finetuned_base(base, checkpoint)), tokenizer, info
     base, tokenizer = instantiate(cfg.model, dtype=dtype)
     return CausalLM(base), tokenizer, {"method": "base", "base_model": base.config.l2d_name_or_path,
                                        "trainable_parameters": None}

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import hydra
 import lightning as L
-from hydra.utils import instantiate
+from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
 from l2d.config import config_dir, register_resolvers
 from l2d.lightning.callbacks import AtomicCheckpointIO
 from l2d.lightning.module import TrainingModule
+from l2d.model.finetune import finetuned_base
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -39,6 +40,8 @@ def train(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     base, tokenizer = instantiate(cfg.model)
+    if cfg.finetuned:  # train on a finetuned model: a lora/full export applied to the base, then frozen
+        base = finetuned_base(base, to_absolute_path(cfg.finetuned))
     datamodule = instantiate(cfg.data, tokenizer=tokenizer)
     datamodule.setup("fit")  # the class names must be known before the network is built
     network = build_network(cfg, base, datamodule.class_names)

@@ -31,9 +31,12 @@ def sample_timesteps(shape, sampling: str, device=None, generator: torch.Generat
     raise ValueError(f"timestep_sampling must be 'uniform' or 'cosmap', got {sampling!r}")
 
 
-def add_noise(x1: torch.Tensor, t: torch.Tensor, sigma: float, generator: torch.Generator | None = None) -> NoisyToken:
-    """Corrupt clean tokens x1 (..., dim) at times t (...): x_t = t x1 + (1 - t) x0."""
-    x0 = torch.randn(x1.shape, device=x1.device, dtype=x1.dtype, generator=generator) * sigma
+def add_noise(x1: torch.Tensor, t: torch.Tensor, sigma: float, generator: torch.Generator | None = None,
+              x0: torch.Tensor | None = None) -> NoisyToken:
+    """Corrupt clean tokens x1 (..., dim) at times t (...): x_t = t x1 + (1 - t) x0, x0 ~ N(0, sigma^2 I)
+    drawn here unless given."""
+    if x0 is None:
+        x0 = torch.randn(x1.shape, device=x1.device, dtype=x1.dtype, generator=generator) * sigma
     t_ = t.unsqueeze(-1).to(x1.dtype)
     return NoisyToken(x0=x0, x1=x1, x_t=t_ * x1 + (1.0 - t_) * x0, t=t)
 

@@ -30,7 +30,8 @@ def loss_by_t_bin(token_losses: torch.Tensor, timesteps: torch.Tensor, valid: to
 
 class TrainingModule(LightningModule):
     def __init__(self, network: torch.nn.Module, optimizer: Callable, scheduler: Callable | None = None,
-                 t_bins: int = 10, max_nonfinite_steps: int = 3, val_timesteps: tuple[float, ...] = (0.0, 1.0)):
+                 t_bins: int = 10, max_nonfinite_steps: int = 3,
+                 val_timesteps: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)):
         super().__init__()
         self.network = network
         self.optimizer_factory = optimizer
@@ -71,26 +72,40 @@ class TrainingModule(LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         self.val_bins = torch.zeros(2, self.t_bins, device=self.device)  # loss sums, counts
+        self.val_at_t = torch.zeros(2, len(self.val_timesteps), device=self.device)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         out = self(batch)
         self.log("val/loss", out.loss, prog_bar=True, sync_dist=True)
         if getattr(out, "token_losses", None) is not None:
             self.val_bins += torch.stack(loss_by_t_bin(out.token_losses, out.timesteps, out.valid, self.t_bins))
-        if self.is_l2d:
-            for t in self.val_timesteps:
-                self.log(f"val/loss_at_t{t:g}", self(batch, timesteps=t).loss, sync_dist=True)
+        if self.is_l2d and self.val_timesteps:
+            # The same noise at every validation, so the curve moves only because the model does.
+            generator = torch.Generator(self.device).manual_seed(batch_idx * self.trainer.world_size
+                                                                 + self.trainer.global_rank)
+            outs = self.network.losses_at(batch["input_ids"], batch["attention_mask"], batch["labels"],
+                                          self.val_timesteps, batch.get("class_labels") if self.network.num_classes
+                                          else None, generator=generator)
+            self.val_at_t += torch.stack([torch.stack([o.token_losses.sum(), o.valid.sum().float()]) for o in outs], 1)
 
     def on_validation_epoch_end(self) -> None:
         # One all-reduce of every bin: ranks see different t-bins, so per-bin syncs would not line up.
         sums, counts = self.trainer.strategy.reduce(self.val_bins, reduce_op="sum")
         for i in torch.nonzero(counts).flatten().tolist():
             self.log(f"val/loss_t_bin{i}", sums[i] / counts[i])
-        if self.is_l2d:  # how far the path is opened at t = 1: the health signal next to loss by t
-            t = torch.ones(1, 1, device=self.device)
-            classes = torch.zeros_like(t).long() if self.network.num_classes else None
-            w_d = self.network.diffusion.condition(t, classes).fusion()
-            self.log("val/w_d_at_t1", w_d.abs().mean(), sync_dist=True)
+        if not self.is_l2d:
+            return
+        # The loss at fixed t over every validation position: the curve that shows the path reading x_t.
+        sums, counts = self.trainer.strategy.reduce(self.val_at_t, reduce_op="sum")
+        for t, total, count in zip(self.val_timesteps, sums.tolist(), counts.tolist()):
+            if count:
+                self.log(f"val/loss_at_t{t:g}", total / count)
+        # How far the path is opened at each t (w_d(0) = 0 always): the health signal next to loss by t.
+        t = torch.tensor([self.val_timesteps], device=self.device)
+        classes = torch.zeros_like(t).long() if self.network.num_classes else None
+        w_d = self.network.diffusion.condition(t, classes).fusion().abs().mean(-1)[0]
+        for time_, size in zip(self.val_timesteps, w_d.tolist()):
+            self.log(f"val/w_d_at_t{time_:g}", size)
 
     def log_t_bins(self, out) -> None:
         """Training loss per t-bin, this rank's batch (the paper's Figure 3, in training form)."""
@@ -112,6 +127,12 @@ class TrainingModule(LightningModule):
         norms = grad_norm(self.network, norm_type=2)
         if norms:
             self.log("train/grad_norm", norms["grad_2.0_norm_total"])
+        if self.is_l2d:  # which parts of the path the loss reaches (a closed path starves some)
+            for group, parameters in self.network.trainable_groups().items():
+                grads = [p.grad for p in parameters if p.grad is not None]
+                if grads:
+                    self.log(f"train/grad_norm_{group}", torch.linalg.vector_norm(
+                        torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])))
 
     def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
         optimizer_closure()  # forward and backward of the window's last micro-batch

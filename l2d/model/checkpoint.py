@@ -71,6 +71,14 @@ def read_meta(directory) -> dict:
 
 
 def check_base(meta: dict, base, directory) -> None:
+    chain = meta["config"].get("finetuned")
+    given = getattr(base.config, "l2d_finetuned", None)
+    if (chain or {}).get("sha256") != (given or {}).get("sha256"):
+        def describe(record):
+            return f"finetuned from {record['path']}" if record else "without finetuning"
+        raise ValueError(f"checkpoint {directory} was trained on {meta['config'].get('base_model')!r} "
+                         f"{describe(chain)}; the given base is {describe(given)}. Load the base as the checkpoint "
+                         "records it (L2DModel.from_pretrained without base=, or python -m l2d.evaluate)")
     recorded, actual = meta["base_architecture"], base_architecture(base)
     if recorded != actual:
         differing = {k: (recorded.get(k), actual.get(k)) for k in ARCHITECTURE_KEYS if recorded.get(k) != actual.get(k)}
@@ -95,6 +103,7 @@ def load_trainable_state(model, state: dict, source) -> None:
 
 
 def load_diffusion_path(cls, directory, base=None, dtype=None):
+    from l2d.model.finetune import finetuned_base
     from l2d.model.loading import load_base_model
 
     meta = read_meta(directory)
@@ -103,6 +112,8 @@ def load_diffusion_path(cls, directory, base=None, dtype=None):
         if not config.base_model:
             raise ValueError(f"{directory}: the checkpoint names no base model; pass base=")
         base, _ = load_base_model(config.base_model, dtype=dtype or torch.float32)
+        if config.finetuned:
+            base = finetuned_base(base, config.finetuned["path"], expected=config.finetuned)
     check_base(meta, base, directory)
     model = cls(base, config)
     load_trainable_state(model, load_file(str(Path(directory) / WEIGHTS_FILE)), Path(directory) / WEIGHTS_FILE)

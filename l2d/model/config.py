@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 TIMESTEP_SAMPLING = ("uniform", "cosmap")
+STARTS = ("zero", "mirror")
 
 
 @dataclass
@@ -20,10 +21,17 @@ class L2DConfig:
     lora_rank / lora_alpha: LoRA on the LM's q/o/gate/up/down inside the diffusion path.
     full_path: train full copies of those projections instead of LoRA (the `l2d_full` variant).
     timestep_sampling: `uniform` t ~ U[0,1], or `cosmap` t = 1 - 1/(tan(pi u / 2) + 1).
+    start: how the path starts. `zero`: the reference's adaLN-Zero start (the stream begins at the
+        translated x_t; w_d, every residual gate and LoRA B at zero). `mirror`: the stream also
+        carries the slot's token embedding and starts open, a copy of the LM's computation at that
+        position (gates 1, w_d(t) equal on every channel), so the fused model still equals the base
+        and every group learns from the first step. Both are exactly the base at t = 0.
     num_classes: J guidance classes 1..J (0 disables guidance); class 0 is the null class.
     class_dropout: probability p of replacing a class with the null class during training.
     class_names: optional names of classes 1..J, so evaluation can pick a class by task.
     base_model: how to load the frozen base again (name or path); recorded by from_pretrained.
+    finetuned: when the frozen LM is a finetuned model (a lora/full export applied to base_model),
+        that export's record {"path", "method", "base_model", "sha256"}; loading rebuilds the chain.
     """
 
     sigma: float = 64.0
@@ -35,11 +43,13 @@ class L2DConfig:
     lora_alpha: float = 32.0
     full_path: bool = False
     timestep_sampling: str = "uniform"
+    start: str = "zero"
     num_classes: int = 0
     class_dropout: float = 0.2
     class_names: list[str] = field(default_factory=list)
     gradient_checkpointing: bool = False
     base_model: str | None = None
+    finetuned: dict | None = None
 
     def __post_init__(self) -> None:
         if not self.sigma > 0:
@@ -55,6 +65,8 @@ class L2DConfig:
             raise ValueError(f"lora_alpha must be > 0, got {self.lora_alpha}")
         if self.timestep_sampling not in TIMESTEP_SAMPLING:
             raise ValueError(f"timestep_sampling must be one of {TIMESTEP_SAMPLING}, got {self.timestep_sampling!r}")
+        if self.start not in STARTS:
+            raise ValueError(f"start must be one of {STARTS}, got {self.start!r}")
         if self.num_classes < 0:
             raise ValueError(f"num_classes must be >= 0, got {self.num_classes}")
         if not 0.0 <= self.class_dropout < 1.0:

@@ -25,6 +25,7 @@ from l2d.model.family import Family, apply_rotary, get
 from l2d.model.vocabulary import DiffusionVocabulary
 
 PROJECTIONS = ("q_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+GATES = (2, 5)  # where the residual gates sit among a block's six modulation vectors
 
 
 @dataclass
@@ -33,6 +34,8 @@ class MainPathContext:
 
     keys/values: per layer (B, kv_heads, T, head_dim), post-RoPE, straight from the KV cache.
     hidden: h_main, the LM's pre-norm final hidden state at each slot's position (B, Q, d).
+    token_embeddings: the LM's input embedding of each slot's own token (B, Q, d), where the main
+    path's residual stream starts at that position.
     cos/sin: RoPE at each slot's position (B, Q, head_dim).
     mask: (B, 1, Q, T) bool, which keys each slot attends to (causal and not padding).
     """
@@ -40,6 +43,7 @@ class MainPathContext:
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
     hidden: torch.Tensor
+    token_embeddings: torch.Tensor
     cos: torch.Tensor
     sin: torch.Tensor
     mask: torch.Tensor
@@ -108,6 +112,7 @@ class DiffusionPath(nn.Module):
         super().__init__()
         lm_config, width = base.config, base.config.hidden_size
         self.sigma = config.sigma
+        self.start = config.start
         self.gradient_checkpointing = config.gradient_checkpointing
         self.vocabulary = DiffusionVocabulary(width, config.dim)
         self.translation = nn.Sequential(nn.Linear(config.dim, config.translation_hidden), nn.SiLU(),
@@ -120,7 +125,8 @@ class DiffusionPath(nn.Module):
 
     def _init_weights(self) -> None:
         """As the reference: xavier weights and zero biases, small timestep/class embeddings,
-        zero output layers for every modulation head and for w_d."""
+        zero output layers for every modulation head and for w_d (the `zero` start); then, for the
+        `mirror` start, the path opened as a copy of the LM (see `_open_as_mirror`)."""
         for module in [self.vocabulary, self.translation, self.conditioning, self.fusion,
                        *(block.modulation for block in self.blocks)]:
             for sub in module.modules():
@@ -135,6 +141,29 @@ class DiffusionPath(nn.Module):
         for head in [self.fusion.head, *(block.modulation for block in self.blocks)]:
             nn.init.zeros_(head.mlp[-1].weight)
             nn.init.zeros_(head.mlp[-1].bias)
+        if self.start == "mirror":
+            self._open_as_mirror()
+
+    @torch.no_grad()
+    def _open_as_mirror(self) -> None:
+        """Start the path as a copy of the LM's own computation at each slot, already open.
+
+        The stream starts at the slot's token embedding, as the main path's does, and x_t enters
+        through a translation whose output layer is zero; every residual gate is 1, every shift and
+        scale 0 and LoRA B 0, so each block is the LM's block and h_diff = h_main. w_d(t) starts
+        equal on every channel (t-shaped, 1 at t = 1), so h = (1 + w_d) h_main, which the final
+        RMSNorm maps to the base's logits at every t. Unlike the zero start, where w_d, the gates
+        and LoRA B multiply one another from zero, every group has a gradient from the first step.
+        """
+        nn.init.zeros_(self.translation[-1].weight)
+        for block in self.blocks:
+            block.modulation.mlp[-1].bias.view(6, -1)[list(GATES)] = 1.0
+        device = self.fusion.head.mlp[-1].weight.device
+        t = torch.tensor([0.0, 1.0], device=device)
+        classes = torch.zeros(2, dtype=torch.long, device=device) if self.conditioning.class_embedding is not None else None
+        hidden = self.fusion.head.mlp[:-1](self.conditioning(t, classes))
+        delta = hidden[1] - hidden[0]  # the last layer's input at t = 1 minus at t = 0
+        self.fusion.head.mlp[-1].weight.copy_((delta / delta.pow(2).sum()).expand_as(self.fusion.head.mlp[-1].weight))
 
     def condition(self, t: torch.Tensor, class_labels: torch.Tensor | None) -> LiveConditioning:
         return LiveConditioning(self, t, class_labels)
@@ -145,6 +174,8 @@ class DiffusionPath(nn.Module):
         # Divide x_t by its std so the path sees unit variance at every t.
         x_in = (x_t.float() / x_t_std(t.float(), self.sigma).unsqueeze(-1)).to(dtype)
         h = self.translation(x_in)
+        if self.start == "mirror":
+            h = h + context.token_embeddings.to(h.dtype)
         for layer, block in enumerate(self.blocks):
             args = (h, conditioning.block(layer), context.keys[layer], context.values[layer], context.cos,
                     context.sin, context.mask)

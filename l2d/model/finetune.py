@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -25,6 +26,7 @@ class Finetune(nn.Module):
             raise ValueError(f"lora_rank must be >= 0 (0 = full finetuning), got {lora_rank}")
         self.method = "lora" if lora_rank else "full"
         self.base_name = getattr(base.config, "l2d_name_or_path", None) or base.config._name_or_path
+        self.finetuned = getattr(base.config, "l2d_finetuned", None)  # this run continues a finetuned model
         if lora_rank:
             config = LoraConfig(r=lora_rank, lora_alpha=lora_alpha, lora_dropout=0.0, target_modules=target_modules)
             self.model = get_peft_model(base, config)
@@ -49,12 +51,36 @@ class Finetune(nn.Module):
         """LoRA: the peft adapter; full: the whole model (transformers format). Written atomically."""
         info = {"method": self.method, "base_model": self.base_name,
                 "trainable_parameters": self.num_trainable_parameters()}
+        if self.finetuned:
+            info["finetuned"] = self.finetuned
 
         def write(staging: Path) -> None:
             self.model.save_pretrained(str(staging))
             (staging / FINETUNE_FILE).write_text(json.dumps(info, indent=2) + "\n")
 
         atomic_directory(Path(directory), write)
+
+
+def read_finetune_info(directory) -> dict:
+    """The record of a lora/full export (method, base model), with a clear error when it is not one."""
+    path = Path(directory) / FINETUNE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{directory} is not a lora/full export of `python -m l2d.train` (no {FINETUNE_FILE})")
+    return json.loads(path.read_text())
+
+
+def weights_fingerprint(directory) -> str:
+    """sha256 over an export's weight files, so a chain built on it notices when it changes."""
+    files = sorted(Path(directory).glob("*.safetensors")) + sorted(Path(directory).glob("*.bin"))
+    if not files:
+        raise FileNotFoundError(f"{directory} holds no weight files (*.safetensors)")
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.name.encode())
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def load_finetuned(directory, base: nn.Module) -> nn.Module:
@@ -67,3 +93,30 @@ def load_finetuned(directory, base: nn.Module) -> nn.Module:
     from transformers import AutoModelForCausalLM
 
     return AutoModelForCausalLM.from_pretrained(str(directory), dtype=next(base.parameters()).dtype).eval()
+
+
+def finetuned_base(base: nn.Module, directory, expected: dict | None = None) -> nn.Module:
+    """`base` with a lora/full export applied: the frozen LM for L2D trained on a finetuned model
+    (the paper's "L2D from LoRA ft."). The chain is recorded on the model's config, so an L2D export
+    made on it can be rebuilt, and refused when its parts no longer match.
+
+    expected: the chain an L2D checkpoint recorded ({"path", "method", "base_model", "sha256"}).
+    """
+    directory = Path(directory).resolve()
+    info = read_finetune_info(directory)
+    if info.get("finetuned"):  # itself trained on a finetuned model: apply that first
+        base = finetuned_base(base, info["finetuned"]["path"], expected=info["finetuned"])
+    name = getattr(base.config, "l2d_name_or_path", None) or base.config._name_or_path
+    if info.get("base_model") != name:
+        raise ValueError(f"model.finetuned={directory} was trained on base {info.get('base_model')!r}, "
+                         f"but the base model given is {name!r}; set model.name_or_path to its base")
+    chain = {"path": str(directory), "method": info["method"], "base_model": name,
+             "sha256": weights_fingerprint(directory)}
+    if expected is not None and expected["sha256"] != chain["sha256"]:
+        raise ValueError(f"the finetuned model {directory} differs from the one this L2D checkpoint was trained on "
+                         f"(weights sha256 {chain['sha256'][:12]}..., recorded {expected['sha256'][:12]}...); "
+                         f"retrain the L2D path or restore that export")
+    model = load_finetuned(directory, base)
+    model.config.l2d_name_or_path = name
+    model.config.l2d_finetuned = chain
+    return model

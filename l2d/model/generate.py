@@ -104,11 +104,12 @@ class TokenDiffusion:
             conditioning = self.tables[t].for_slots(self.slot_classes, (batch, self.slots))
         return self.evaluate(x_slots, t_slots, self.slot_classes, context, conditioning)
 
-    def next_token_logits(self, cache, h_last, index, position, key_mask) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns (logits (B, V) to sample the token from, evaluations per row (B,))."""
+    def next_token_logits(self, cache, h_last, token, index, position, key_mask) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns (logits (B, V) to sample the token from, evaluations per row (B,)); `token` (B,) is
+        each row's last input token, the one whose successor is being decided."""
         options, batch = self.options, h_last.shape[0]
         slot = lambda v: v.unsqueeze(1).expand(batch, self.slots, *v.shape[1:])  # noqa: E731
-        context = self.model.context(cache, len(self.model.diffusion.blocks), slot(h_last), slot(index),
+        context = self.model.context(cache, len(self.model.diffusion.blocks), slot(h_last), slot(token), slot(index),
                                      slot(position), key_mask)
         rows = lambda t: torch.full((batch,), t, device=h_last.device) if isinstance(t, float) else t  # noqa: E731
 
@@ -176,6 +177,7 @@ class Decoder:
             self.attention_mask = attention_mask
         self.h_last = self.model.run_main_path(input_ids, self.attention_mask, position, self.cache)[:, -1]
         self.main_forwards += 1
+        self.token = input_ids[:, -1]
         self.position = position[:, -1]
         self.index = torch.full_like(self.position, input_ids.shape[1] - 1)
         return self.next_token_logits()
@@ -183,7 +185,7 @@ class Decoder:
     def advance(self, tokens: torch.Tensor):
         if not self.options.static_cache:
             self.attention_mask = torch.cat([self.attention_mask, self.attention_mask.new_ones(len(tokens), 1)], 1)
-        self.position, self.index = self.position + 1, self.index + 1
+        self.position, self.index, self.token = self.position + 1, self.index + 1, tokens
         self.h_last = self.model.run_main_path(tokens.unsqueeze(1), self.attention_mask, self.position.unsqueeze(1),
                                                self.cache)[:, -1]
         self.main_forwards += 1
@@ -193,12 +195,13 @@ class Decoder:
         if self.diffusion is None:  # the plain LM: its one evaluation at t=0 is the main path's logits
             batch = self.h_last.shape[0]
             return self.model.lm_logits(self.h_last), torch.ones(batch, dtype=torch.long, device=self.h_last.device)
-        return self.diffusion.next_token_logits(self.cache, self.h_last, self.index, self.position, self.attention_mask)
+        return self.diffusion.next_token_logits(self.cache, self.h_last, self.token, self.index, self.position,
+                                                self.attention_mask)
 
     def select(self, rows: torch.Tensor) -> None:
         """Continue with rows `rows` of the current batch (in that order, repeats allowed)."""
         reorder_cache(self.cache, rows)
-        self.attention_mask, self.h_last = self.attention_mask[rows], self.h_last[rows]
+        self.attention_mask, self.h_last, self.token = self.attention_mask[rows], self.h_last[rows], self.token[rows]
         self.position, self.index = self.position[rows], self.index[rows]
         if self.diffusion is not None and self.diffusion.slot_classes is not None:
             self.diffusion.slot_classes = self.diffusion.slot_classes[rows]

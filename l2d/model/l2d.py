@@ -22,6 +22,23 @@ from l2d.model.family import get, new_cache, positions_from_mask
 from l2d.model.main_path import CausalLM
 
 IGNORE_INDEX = -100
+# (group, a marker in the parameter's name); what matches none is a full copy of an LM projection.
+PARAMETER_GROUPS = (("w_d", "fusion."), ("modulation", ".modulation."), ("conditioning", "conditioning."),
+                    ("translation", "translation."), ("vocabulary", "vocabulary."), ("lora_A", "lora_A"),
+                    ("lora_B", "lora_B"))
+
+
+@dataclass
+class Slots:
+    """The positions one training pass predicts, gathered to the front of each row: index (B, S) input
+    position of each slot, valid (B, S), targets (B, S) the next token (-100 where none), classes
+    (B, S) guidance class or None, and the main path's context for them."""
+
+    index: torch.Tensor
+    valid: torch.Tensor
+    targets: torch.Tensor
+    classes: torch.Tensor | None
+    context: MainPathContext
 
 
 @dataclass
@@ -50,6 +67,7 @@ class L2DModel(CausalLM):
         self.config = config or L2DConfig()
         if self.config.base_model is None:
             self.config.base_model = getattr(base.config, "l2d_name_or_path", None) or base.config._name_or_path
+            self.config.finetuned = getattr(base.config, "l2d_finetuned", None)
         like = get(base, self.family.embed_tokens).weight
         self.diffusion = DiffusionPath(base, self.family, self.config).to(device=like.device, dtype=like.dtype)
         self._frozen_ids = {id(p) for p in self.base.parameters()}
@@ -65,6 +83,14 @@ class L2DModel(CausalLM):
 
     def num_trainable_parameters(self) -> int:
         return sum(p.numel() for _, p in self.trainable_named_parameters())
+
+    def trainable_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Trainable parameters by the part of the path they belong to (per-group gradient norms)."""
+        groups: dict[str, list[nn.Parameter]] = {}
+        for name, parameter in self.trainable_named_parameters():
+            group = next((group for group, marker in PARAMETER_GROUPS if marker in name), "projections")
+            groups.setdefault(group, []).append(parameter)
+        return groups
 
     # ---- the diffusion path at inference ---------------------------------------------------------
     def diffusion_logits(self, x_t, t, class_labels, context: MainPathContext, conditioning=None) -> torch.Tensor:
@@ -82,6 +108,23 @@ class L2DModel(CausalLM):
         input_ids, position k predicts labels[k+1]). Without labels every position is a slot and
         carries the next input token (the last position, which has none, is held at t = 0).
         `timesteps` (a float, (B,) or (B, T) aligned with input positions) overrides sampling."""
+        slots = self.supervised_slots(input_ids, attention_mask, labels, class_labels)
+        t = self._slot_timesteps(timesteps, *input_ids.shape, slots.index, slots.valid)
+        return self.diffusion_pass(slots, t, labels is not None)
+
+    @torch.no_grad()
+    def losses_at(self, input_ids, attention_mask=None, labels=None, timesteps=(0.0, 1.0), class_labels=None,
+                  generator: torch.Generator | None = None) -> list[L2DOutput]:
+        """The loss at each fixed t of `timesteps` over the same positions with the same noise x0,
+        from one main-path pass: a loss-against-t curve whose points differ only in t."""
+        slots = self.supervised_slots(input_ids, attention_mask, labels, class_labels)
+        x0 = torch.randn((*slots.index.shape, self.config.dim), device=input_ids.device, generator=generator)
+        return [self.diffusion_pass(slots, torch.full(slots.index.shape, float(t), device=input_ids.device),
+                                    labels is not None, x0=x0 * self.config.sigma)
+                for t in timesteps]
+
+    def supervised_slots(self, input_ids, attention_mask, labels, class_labels) -> "Slots":
+        """Run the frozen main path once and gather the positions the diffusion path predicts."""
         attention_mask = self.check_inputs(input_ids, attention_mask)
         batch, length = input_ids.shape
         class_labels = self.check_class_labels(class_labels, batch)
@@ -101,33 +144,36 @@ class L2DModel(CausalLM):
         # Gather supervised positions to the front of each row: (B, S) slots, S = most per row.
         index = torch.arange(length, device=input_ids.device)
         slots = torch.where(supervised, index, index + length).argsort(dim=1)[:, : int(supervised.sum(1).max())]
-        valid = supervised.gather(1, slots)
-        targets = next_tokens.gather(1, slots)
-
-        t = self._slot_timesteps(timesteps, batch, length, slots, valid)
-        t = torch.where(targets == IGNORE_INDEX, torch.zeros_like(t), t)
         slot_classes = None
         if self.config.num_classes > 0:
             slot_classes = (class_labels if class_labels is not None
                             else torch.full((batch,), NULL_CLASS, device=input_ids.device)).unsqueeze(1).expand_as(slots)
-            if self.training and self.config.class_dropout > 0:
-                dropped = torch.rand(slots.shape, device=slots.device) < self.config.class_dropout
-                slot_classes = torch.where(dropped, NULL_CLASS, slot_classes)
+        slot_hidden = hidden.gather(1, slots.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+        context = self.context(cache, len(self.diffusion.blocks), slot_hidden, input_ids.gather(1, slots), slots,
+                               position_ids.gather(1, slots), attention_mask)
+        return Slots(index=slots, valid=supervised.gather(1, slots), targets=next_tokens.gather(1, slots),
+                     classes=slot_classes, context=context)
+
+    def diffusion_pass(self, slots: "Slots", t: torch.Tensor, supervised: bool, x0=None) -> L2DOutput:
+        """Corrupt each slot's target at its time t (x0 ~ N(0, sigma^2 I) unless given) and predict it."""
+        targets = slots.targets
+        t = torch.where(targets == IGNORE_INDEX, torch.zeros_like(t), t)
+        slot_classes = slots.classes
+        if slot_classes is not None and self.training and self.config.class_dropout > 0:
+            dropped = torch.rand(slot_classes.shape, device=slot_classes.device) < self.config.class_dropout
+            slot_classes = torch.where(dropped, NULL_CLASS, slot_classes)
 
         embed = get(self.base, self.family.embed_tokens)
         x1 = self.diffusion.vocabulary(embed(targets.clamp_min(0)))
-        x_t = add_noise(x1, t, self.config.sigma).x_t
-        slot_hidden = hidden.gather(1, slots.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
-        context = self.context(cache, len(self.diffusion.blocks), slot_hidden, slots, position_ids.gather(1, slots),
-                               attention_mask)
-        logits = self.diffusion_logits(x_t, t, slot_classes, context)
+        x_t = add_noise(x1, t, self.config.sigma, x0=x0).x_t
+        logits = self.diffusion_logits(x_t, t, slot_classes, slots.context)
 
         loss = token_losses = None
-        if labels is not None:
+        if supervised:
             token_losses = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(),
                                            ignore_index=IGNORE_INDEX, reduction="none").view_as(targets)
-            loss = token_losses.sum() / valid.sum()
-        return L2DOutput(loss=loss, logits=logits, positions=slots, valid=valid, timesteps=t,
+            loss = token_losses.sum() / slots.valid.sum()
+        return L2DOutput(loss=loss, logits=logits, positions=slots.index, valid=slots.valid, timesteps=t,
                          token_losses=token_losses)
 
     def _slot_timesteps(self, timesteps, batch, length, slots, valid) -> torch.Tensor:

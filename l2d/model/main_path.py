@@ -47,15 +47,17 @@ class CausalLM(nn.Module):
         """The LM's own head: final norm, then the vocabulary projection."""
         return get(self.base, self.family.lm_head)(get(self.base, self.family.final_norm)(hidden))
 
-    def context(self, cache, num_layers: int, hidden, query_index, query_position, key_mask) -> MainPathContext:
-        """Context for Q query slots: query_index (B, Q) cache index of each slot's own token,
-        query_position (B, Q) its RoPE position, key_mask (B, T) which cached keys are real."""
+    def context(self, cache, num_layers: int, hidden, query_tokens, query_index, query_position,
+                key_mask) -> MainPathContext:
+        """Context for Q query slots: query_tokens (B, Q) each slot's own input token, query_index (B, Q)
+        its cache index, query_position (B, Q) its RoPE position, key_mask (B, T) which cached keys are real."""
         keys, values = zip(*(layer_kv(cache, layer) for layer in range(num_layers)))
+        token_embeddings = get(self.base, self.family.embed_tokens)(query_tokens)
         cos, sin = rotary_cos_sin(get(self.base, self.family.rotary), hidden, query_position)
         key_index = torch.arange(key_mask.shape[1], device=key_mask.device)
         own = key_index == query_index.unsqueeze(-1)  # (B, Q, T); keeps padding slots finite
         mask = (key_index <= query_index.unsqueeze(-1)) & (key_mask.bool().unsqueeze(1) | own)
-        return MainPathContext(list(keys), list(values), hidden, cos, sin, mask.unsqueeze(1))
+        return MainPathContext(list(keys), list(values), hidden, token_embeddings, cos, sin, mask.unsqueeze(1))
 
     def check_class_labels(self, class_labels, batch: int) -> torch.Tensor | None:
         if class_labels is None:

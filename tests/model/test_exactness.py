@@ -55,3 +55,24 @@ def test_loss_at_t0_is_the_base_cross_entropy():
         ours = model(ids, labels=labels, timesteps=0.0).loss
         theirs = base(ids, labels=labels).loss
     torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-6)
+
+
+def test_losses_at_reuse_one_main_pass_with_the_same_positions_and_noise():
+    base = tiny_base()
+    model = L2DModel(base, L2DConfig(dim=16, lora_rank=4)).eval()
+    with torch.no_grad():
+        for _, p in model.trainable_named_parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    ids = torch.randint(0, 256, (2, 12), generator=torch.Generator().manual_seed(3))
+    labels = ids.clone()
+    labels[:, :5] = -100
+    times = (0.0, 0.5, 1.0)
+    curve = model.losses_at(ids, labels=labels, timesteps=times, generator=torch.Generator().manual_seed(5))
+    again = model.losses_at(ids, labels=labels, timesteps=times, generator=torch.Generator().manual_seed(5))
+    assert [c.loss for c in curve] == [a.loss for a in again]
+    with torch.no_grad():
+        torch.testing.assert_close(curve[0].loss, base(ids, labels=labels).loss, rtol=1e-6, atol=1e-6)
+        for t, point in zip(times, curve):
+            torch.manual_seed(5)  # forward draws x0 from the global stream: the same numbers
+            torch.testing.assert_close(model(ids, labels=labels, timesteps=t).loss, point.loss)
+    assert curve[1].loss != curve[2].loss

@@ -103,7 +103,8 @@ def test_guidance_evaluates_conditional_and_unconditional_in_one_batch(model):
     def logits(classes):
         slots = classes.shape[1]
         expand = lambda v: v.unsqueeze(1).expand(batch, slots, *v.shape[1:])  # noqa: E731
-        context = model.context(cache, 2, expand(hidden), expand(index), expand(positions[:, -1]), mask)
+        context = model.context(cache, 2, expand(hidden), expand(ids[:, -1]), expand(index),
+                                expand(positions[:, -1]), mask)
         return model.diffusion_logits(expand(x), expand(t), classes, context)
 
     both = logits(torch.tensor([[1, 0], [2, 0], [1, 0]]))

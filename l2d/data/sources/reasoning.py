@@ -41,10 +41,12 @@ class ReasoningGymSource(Source):
     """`size` problems from each reasoning-gym dataset; a dataset's name is its guidance class.
 
     datasets: dataset names, or a mapping name -> config kwargs (e.g. {"chain_sum": {"max_terms": 3}}).
+    prompt_suffix: appended to every question (e.g. " Answer with the number only."), as the
+    evaluation task's own `prompt_suffix`, so training and scoring ask alike.
     """
 
     def __init__(self, datasets: Mapping[str, Mapping[str, Any]] | list[str] | None = None,
-                 size: int = 1000, seed: int = 0) -> None:
+                 size: int = 1000, seed: int = 0, prompt_suffix: str = "") -> None:
         if datasets is None:
             datasets = DEFAULT_DATASETS
         elif not isinstance(datasets, Mapping):
@@ -56,6 +58,7 @@ class ReasoningGymSource(Source):
         self.datasets = {name: dict(config or {}) for name, config in datasets.items()}
         self.size = size
         self.seed = seed
+        self.prompt_suffix = prompt_suffix
 
     def load(self, invalid: InvalidRecords) -> Loaded:
         import reasoning_gym
@@ -64,6 +67,6 @@ class ReasoningGymSource(Source):
         for name, config in self.datasets.items():
             dataset = reasoning_gym.create_dataset(name, size=self.size, seed=self.seed, **config)
             for entry in dataset:
-                messages = question_answer(entry["question"], worked_answer(entry))
+                messages = question_answer(entry["question"] + self.prompt_suffix, worked_answer(entry))
                 examples.append(Example(messages, class_name=name))
         return Loaded(train=examples)

@@ -1,0 +1,66 @@
+"""L2D trained on a finetuned model (the paper's "L2D from LoRA ft."): the export records the chain
+base -> lora/full export -> diffusion path, loading rebuilds it, and a chain that no longer matches is refused."""
+
+import json
+
+import pytest
+import torch
+
+from l2d import L2DConfig, L2DModel
+from l2d.model.checkpoint import CONFIG_FILE
+from l2d.model.finetune import Finetune, finetuned_base
+from l2d.model.tiny import tiny_model
+
+
+def save_lora(directory, scale=0.3, seed=0):
+    lora = Finetune(tiny_model()[0], lora_rank=4, target_modules=["q_proj", "o_proj", "up_proj"])
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for _, p in lora.trainable_named_parameters():
+            p.add_(torch.randn_like(p) * scale)  # LoRA B starts at zero: move it so the merge matters
+    lora.save_pretrained(directory)
+
+
+def test_l2d_on_a_finetuned_model_rebuilds_its_chain(tmp_path):
+    save_lora(tmp_path / "lora")
+    finetuned = finetuned_base(tiny_model()[0], tmp_path / "lora")
+    model = L2DModel(finetuned, L2DConfig(dim=16, lora_rank=4)).eval()
+    with torch.no_grad():
+        for _, p in model.trainable_named_parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    model.save_pretrained(tmp_path / "l2d")
+    chain = json.loads((tmp_path / "l2d" / CONFIG_FILE).read_text())["config"]["finetuned"]
+    assert chain["path"] == str((tmp_path / "lora").resolve()) and chain["method"] == "lora"
+    assert chain["base_model"].startswith("tiny:") and len(chain["sha256"]) == 64
+
+    restored = L2DModel.from_pretrained(tmp_path / "l2d")  # loads the tiny base, then the LoRA, then the path
+    ids = torch.randint(0, 256, (2, 9), generator=torch.Generator().manual_seed(1))
+    raw = tiny_model()[0]
+    with torch.no_grad():
+        torch.manual_seed(0)
+        expected = model(ids, timesteps=0.7).logits
+        torch.manual_seed(0)
+        assert torch.equal(restored(ids, timesteps=0.7).logits, expected)
+        # at t = 0 it is the finetuned model, not the raw base
+        assert torch.equal(restored(ids, timesteps=0.0).logits, finetuned(ids).logits)
+        assert not torch.allclose(finetuned(ids).logits, raw(ids).logits)
+
+
+def test_a_chain_that_no_longer_matches_is_refused(tmp_path):
+    save_lora(tmp_path / "lora")
+    model = L2DModel(finetuned_base(tiny_model()[0], tmp_path / "lora"), L2DConfig(dim=16, lora_rank=4))
+    model.save_pretrained(tmp_path / "l2d")
+    with pytest.raises(ValueError, match="without finetuning"):
+        L2DModel.from_pretrained(tmp_path / "l2d", base=tiny_model()[0])
+    save_lora(tmp_path / "lora", seed=1)  # the LoRA export was retrained in place
+    with pytest.raises(ValueError, match="differs from the one this L2D checkpoint was trained on"):
+        L2DModel.from_pretrained(tmp_path / "l2d")
+
+
+def test_a_finetuned_export_of_another_base_is_refused(tmp_path):
+    save_lora(tmp_path / "lora")
+    other = tiny_model(seed=1)[0]
+    with pytest.raises(ValueError, match="was trained on base"):
+        finetuned_base(other, tmp_path / "lora")
+    with pytest.raises(FileNotFoundError, match="not a lora/full export"):
+        finetuned_base(other, tmp_path)

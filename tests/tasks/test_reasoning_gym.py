@@ -74,3 +74,20 @@ def test_bad_dataset_or_training_seed():
         get_task("reasoning_gym/no_such_dataset")
     with pytest.raises(ValueError, match="seed 0"):
         get_task("reasoning_gym/chain_sum", seed=0)
+
+
+def test_suffix_and_excluding_the_training_questions():
+    import reasoning_gym
+
+    config = {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}  # a small space: seeds repeat
+    training = {e["question"] for e in reasoning_gym.create_dataset("basic_arithmetic", seed=0, size=300, **config)}
+    plain = get_task("reasoning_gym/basic_arithmetic", size=100, num_shots=0, config=config).problems()
+    assert sum(p["question"] in training for p in plain) > 0  # what `exclude` is for
+    task = get_task("reasoning_gym/basic_arithmetic", size=100, num_shots=0, config=config,
+                    prompt_suffix=" Answer with the number only.", exclude={"seed": 0, "size": 300})
+    problems = task.problems()
+    assert len(problems) == 100
+    assert all(p["question"].endswith(" Answer with the number only.") for p in problems)
+    assert not any(p["question"].removesuffix(" Answer with the number only.") in training for p in problems)
+    with pytest.raises(ValueError, match="exclude must be"):
+        get_task("reasoning_gym/basic_arithmetic", exclude={"seed": 0})

@@ -6,19 +6,22 @@
 #   bash experiments/smollm2_gsm8k/run.sh gpu evaluate   # then score them (resumable: finished results are kept)
 #   bash experiments/smollm2_gsm8k/run.sh cpu all        # a CPU-sized rehearsal of the whole pipeline
 #
-# Offline GPU machine: ../shared/tools/gpu-prep first (wheels and SmolLM2 weights), and copy the GSM8K
-# file into the checkout (the ../shared folder does not travel): L2D_GSM8K points at it.
+# GSM8K comes from the hub; offline, copy GSM8K's train split (openai/gsm8k main, JSONL) onto the machine
+# and point L2D_GSM8K at it (or put it under $L2D_DATA, see the README's "Data offline").
 set -euo pipefail
 scale=${1:?cpu or gpu}; stage=${2:-all}
 root=${RUNS:-experiments/runs/smollm2_gsm8k_$scale}
 mkdir -p "$root"
 
 if [[ $scale == gpu ]]; then
-  data=(data=gsm8k_reasoning_gym); epochs=2; limit=200; batch=64; levels=(1 2 4 16 32)
+  # The GSM8K score is the held-out slice of train (gsm8k_heldout), the only GSM8K split an offline machine has.
+  gsm8k=${L2D_GSM8K:+task.options.path=$L2D_GSM8K}
+  data=(data=gsm8k_reasoning_gym ${L2D_GSM8K:+data.sources.0.path=$L2D_GSM8K}); epochs=2; limit=200; batch=64
+  levels=(1 2 4 16 32)
   methods=(lora full l2d_lora l2d_lora_cosmap l2d_full)
-  tasks=("task=gsm8k limit=$limit" "task=reasoning_gym/chain_sum limit=$limit"
+  tasks=("task=gsm8k_heldout $gsm8k limit=$limit" "task=reasoning_gym/chain_sum limit=$limit"
          "task=reasoning_gym/basic_arithmetic limit=$limit" "task=humaneval limit=40 samples=10")
-  scaling=("task=gsm8k limit=$limit" "task=reasoning_gym/chain_sum limit=$limit")
+  scaling=("task=gsm8k_heldout $gsm8k limit=$limit" "task=reasoning_gym/chain_sum limit=$limit")
   extra=()
 else  # CPU rehearsal of the whole pipeline in about an hour: little data, one task, short generations
   data=(data=reasoning_gym data.sources.0.size=60); epochs=1; limit=20; batch=20; levels=(1 2 4)

@@ -1,6 +1,6 @@
 """Evaluation tasks of `l2d.evaluate`: data, chat prompts, answer extraction and scoring.
 
-    task = get_task("gsm8k", path=None, num_shots=5)
+    task = get_task("gsm8k", path=None, num_shots=5)   # GSM8K test, from the hub
     problems = task.problems(limit=100)
     messages = task.messages(problems[0])          # chat turns for the model
     result = task.score(problems[0], generations)   # n samples per problem

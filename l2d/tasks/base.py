@@ -20,9 +20,11 @@ Problem = dict[str, Any]
 class Task(ABC):
     """A benchmark: `problems()`, `messages(problem)`, `score(problem, generations)`.
 
-    Data: `path` is a local JSONL file in the dataset's own schema (`schema`) replacing the hub
-    split; `shots_path` likewise for the few-shot examples. Without a separate few-shot source,
-    the shots are the first records of the evaluated data and are then not scored.
+    Data: `hub` is the evaluated split (the paper's), `hub_shots` the split the few-shot examples
+    come from. `path` is a local copy of the evaluated split in the dataset's own schema (`schema`),
+    `shots_path` likewise for the few-shot split; without them, the copies under $L2D_DATA when
+    they exist (l2d.data.hub), else the hub. Given `path` but no few-shot source, the shots are
+    the first records of `path` and are then not scored.
     """
 
     name: ClassVar[str]
@@ -85,7 +87,7 @@ class Task(ABC):
         if self.shots_path is not None:
             return records, read_jsonl(self.shots_path)
         if self.path is None and self.hub_shots is not None and self.num_shots > 0:
-            return records, load_hub(self.hub_shots, self.name, self.schema)
+            return records, load_hub(self.hub_shots, self.name, self.schema, option="shots_path")
         return records, None
 
     def default_records(self) -> list[Record]:

@@ -6,14 +6,15 @@ from typing import Any
 
 from l2d.tasks.base import Task
 from l2d.tasks.code import HumanEvalTask, MBPPTask
-from l2d.tasks.gsm8k import GSM8KTask
+from l2d.tasks.gsm8k import GSM8KHeldoutTask, GSM8KTask
 from l2d.tasks.hendrycks_math import MathTask
 from l2d.tasks.multiple_choice import ARCChallengeTask, ARCEasyTask, MMLUProTask, MMLUTask, PIQATask
 from l2d.tasks.reasoning_gym_tasks import PREFIX as REASONING_GYM_PREFIX
 from l2d.tasks.reasoning_gym_tasks import ReasoningGymTask
 
 TASKS: dict[str, type[Task]] = {task.name: task for task in (
-    GSM8KTask, MathTask, HumanEvalTask, MBPPTask, MMLUTask, MMLUProTask, ARCEasyTask, ARCChallengeTask, PIQATask)}
+    GSM8KTask, GSM8KHeldoutTask, MathTask, HumanEvalTask, MBPPTask, MMLUTask, MMLUProTask, ARCEasyTask,
+    ARCChallengeTask, PIQATask)}
 
 
 def get_task(name: str, **options: Any) -> Task:

@@ -1,4 +1,5 @@
-"""Where task records come from: a local JSONL file or the Hugging Face hub (optional `datasets`)."""
+"""Where task records come from: a local JSONL file, a local copy of the hub split under $L2D_DATA
+(l2d.data.hub), or the Hugging Face hub (optional `datasets`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from l2d.data.hub import local_copy, offline_fix
 
 Record = dict[str, Any]
 
@@ -49,10 +52,15 @@ def _parse(line: str, path: Path, number: int) -> Record:
     return record
 
 
-def load_hub(source: HubSplit, task: str, schema: str) -> list[Record]:
-    """Rows of a hub split; any failure (offline, no `datasets`, withdrawn repo) becomes one
-    TaskDataError naming the `path` option and the record schema, without a deep traceback."""
-    fix = f"pass path=<file.jsonl> with one JSON object per line: {schema}"
+def load_hub(source: HubSplit, task: str, schema: str, option: str = "path") -> list[Record]:
+    """Rows of a hub split, from its local copy under $L2D_DATA when there is one. Any failure
+    (offline, no `datasets`, withdrawn repo) becomes one TaskDataError naming the dataset, the task
+    option that replaces it (`option`: path or shots_path) and the record schema, without a deep traceback."""
+    local = local_copy(source.repo, source.config, source.split)
+    if local is not None:
+        return read_jsonl(local)
+    fix = (offline_fix(source.repo, source.config, source.split, f"task.options.{option}=FILE (Python: {option}=FILE)")
+           + f"; one JSON object per line: {schema}")
     try:
         import datasets  # optional dependency (l2d[hub]); imported only when the hub is used
     except ImportError:

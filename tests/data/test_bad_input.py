@@ -65,10 +65,14 @@ def test_hub_unreachable_is_one_line_naming_the_local_alternative(monkeypatch):
         raise ConnectionError("Couldn't reach 'openai/gsm8k' on the Hub (LocalEntryNotFoundError)")
 
     monkeypatch.setattr(datasets, "load_dataset", offline)
+    monkeypatch.delenv("L2D_DATA", raising=False)
     with pytest.raises(ConnectionError) as failure:
         GSM8KSource().load(InvalidRecords())
     message = str(failure.value)
-    assert "\n" not in message and "GSM8KSource(path=" in message and "Couldn't reach" in message
+    assert "\n" not in message and "Couldn't reach" in message
+    assert "openai/gsm8k (main, train)" in message and "data.sources.0.path=FILE" in message
+    assert "$L2D_DATA/openai/gsm8k/main/train.jsonl" in message
     assert failure.value.__suppress_context__
-    with pytest.raises(ConnectionError, match="JsonlSource"):
+    copy = r"\$L2D_DATA/HuggingFaceTB/smoltalk/self-oss-instruct/test.jsonl"
+    with pytest.raises(ConnectionError, match=copy + ".*JsonlSource"):
         SmolTalkSource().validation(InvalidRecords())

@@ -7,13 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from l2d.data.hub import local_copy
 from l2d.data.invalid import InvalidRecords
 from l2d.data.sources import GSM8KSource, JsonlSource, ReasoningGymSource, SmolTalkSource, smoltalk
 from l2d.data.sources.reasoning import worked_answer
 from l2d.data.splits import GSM8K_HELDOUT_SIZE
 from tests.data.conftest import chat, write_jsonl
+from tests.data_files import GSM8K_20, gsm8k_problems, write_local_copy
 
-SHARED_GSM8K = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "gsm8k" / "train.jsonl"
+GSM8K_TRAIN_COPY = local_copy("openai/gsm8k", "main", "train")
 
 
 def test_reasoning_gym_offline_mix_with_worked_answers():
@@ -63,9 +65,21 @@ def test_gsm8k_local_file_trains_without_its_heldout_slice(tmp_path):
     assert loaded.validation[0].messages[1]["content"] == "step\n#### 100"
 
 
-@pytest.mark.skipif(not SHARED_GSM8K.is_file(), reason="the shared GSM8K file is not here")
-def test_gsm8k_shared_file_split():
-    loaded = GSM8KSource(path=str(SHARED_GSM8K)).load(InvalidRecords())
+def test_gsm8k_fixture_in_the_datasets_schema(tmp_path, monkeypatch):
+    loaded = GSM8KSource(path=str(GSM8K_20), heldout_size=5).load(InvalidRecords())
+    problems = gsm8k_problems()
+    assert [e.messages for e in loaded.train + loaded.validation] == [
+        chat(r["question"], r["answer"]) for r in problems]
+    assert len(loaded.validation) == 5
+    # the same file as a local copy of the hub split under $L2D_DATA: read without the hub
+    write_local_copy(tmp_path, "openai/gsm8k", "main", "train", problems)
+    monkeypatch.setenv("L2D_DATA", str(tmp_path))
+    assert GSM8KSource(heldout_size=5).load(InvalidRecords()) == loaded
+
+
+@pytest.mark.skipif(GSM8K_TRAIN_COPY is None, reason="no copy of GSM8K train under $L2D_DATA")
+def test_gsm8k_real_train_split():
+    loaded = GSM8KSource().load(InvalidRecords())
     assert (len(loaded.train), len(loaded.validation)) == (7473 - GSM8K_HELDOUT_SIZE, GSM8K_HELDOUT_SIZE)
     train, val = ({e.messages[0]["content"] for e in part} for part in (loaded.train, loaded.validation))
     assert not train & val
@@ -153,3 +167,17 @@ def test_smoltalk_bad_rows_are_located(monkeypatch):
     assert invalid.count == 1
     with pytest.raises(ValueError, match=r"openhermes-100k\[train\]\[0\]"):
         list(SmolTalkSource(["openhermes-100k"]).stream(0, InvalidRecords()))
+
+
+def test_smoltalk_local_copies_under_L2D_DATA_stream_without_the_hub(tmp_path, monkeypatch):
+    pytest.importorskip("datasets")
+    train = [plain_row(f"h{i}") for i in range(6)]
+    write_local_copy(tmp_path, "HuggingFaceTB/smoltalk", "openhermes-100k", "train", train)
+    write_local_copy(tmp_path, "HuggingFaceTB/smoltalk", "openhermes-100k", "test", [plain_row("v0"), plain_row("v1")])
+    monkeypatch.setenv("L2D_DATA", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    source = SmolTalkSource(["openhermes-100k"], val_per_subset=1)
+    assert [e.messages[-2]["content"] for e in source.validation(InvalidRecords())] == ["v0"]
+    streamed = [e.messages[-2]["content"] for e in source.stream(0, InvalidRecords())]
+    assert sorted(streamed) == [f"h{i}" for i in range(6)]
+    assert {e.class_name for e in source.stream(1, InvalidRecords())} == {"general"}

@@ -7,10 +7,11 @@ import pytest
 
 from l2d.evaluate import evaluate
 from l2d.train import train
+from l2d.data.splits import GSM8K_HELDOUT_SIZE
 from tests.compose import compose_config
+from tests.data_files import GSM8K_20, gsm8k_problems
 from tests.training.conftest import SMALL_REASONING_GYM, TINY_RUN
 
-GSM8K = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "gsm8k" / "train.jsonl"
 QUICK = ["model=tiny", "limit=2", "batch_size=2", "max_new_tokens=6", "progress=false"]
 
 
@@ -30,8 +31,11 @@ def fixtures(tmp_path: Path) -> dict[str, list[str]]:
     mmlu = write_jsonl(tmp_path / "mmlu.jsonl", [
         {"question": f"Question {i}?", "subject": "anatomy", "choices": ["w", "x", "y", "z"], "answer": i % 4}
         for i in range(8)])
+    problems = gsm8k_problems()
+    train = write_jsonl(tmp_path / "gsm8k_train.jsonl", [problems[i % 20] for i in range(GSM8K_HELDOUT_SIZE + 10)])
     return {
-        "gsm8k": ["task=gsm8k", f"task.options.path={GSM8K}"],
+        "gsm8k": ["task=gsm8k", f"task.options.path={GSM8K_20}"],
+        "gsm8k_heldout": ["task=gsm8k_heldout", f"task.options.path={train}"],
         "math": ["task=math", f"task.options.path={math}"],
         "humaneval": ["task=humaneval", "samples=2"],
         "mbpp": ["task=mbpp", f"task.options.path={mbpp}", "samples=2"],
@@ -40,11 +44,12 @@ def fixtures(tmp_path: Path) -> dict[str, list[str]]:
     }
 
 
-@pytest.mark.parametrize("family", ["gsm8k", "math", "humaneval", "mbpp", "mmlu", "reasoning_gym"])
+@pytest.mark.parametrize("family", ["gsm8k", "gsm8k_heldout", "math", "humaneval", "mbpp", "mmlu", "reasoning_gym"])
 def test_base_model_on_each_task_family(family, tmp_path):
     result = evaluate(compose_config("evaluate", QUICK + fixtures(tmp_path)[family], tmp_path / "run"))
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert saved["summary"] == result["summary"]
+    assert saved["task"] == {"reasoning_gym": "reasoning_gym/chain_sum"}.get(family, family)  # reports tell them apart
     assert saved["summary"]["n"] == 2 and len(saved["records"]) == 2
     assert saved["model"]["method"] == "base" and saved["decoding"]["solver"] == "none"
     assert saved["summary"]["mean_nfe"] == 1.0
@@ -104,5 +109,5 @@ def test_checkpoint_for_another_base_is_refused(trained, tmp_path):
 
 def test_unknown_task_lists_the_valid_ones(tmp_path):
     cfg = compose_config("evaluate", QUICK + ["task.name=gsm9k"], tmp_path)
-    with pytest.raises(ValueError, match="unknown task 'gsm9k'; valid: gsm8k, math, humaneval"):
+    with pytest.raises(ValueError, match="unknown task 'gsm9k'; valid: gsm8k, gsm8k_heldout, math, humaneval"):
         evaluate(cfg)

@@ -1,13 +1,14 @@
-import json
-from pathlib import Path
+import sys
+import types
 
 import pytest
 
+from l2d.data.hub import local_copy
 from l2d.data.splits import GSM8K_HELDOUT_SIZE
-from l2d.tasks import get_task
+from l2d.tasks import TaskDataError, get_task
 from l2d.tasks.math_answers import extract_gsm8k_answer
-
-SHARED_TRAIN = Path("/work/shared/data/gsm8k/train.jsonl")
+from l2d.tasks.sources import read_jsonl
+from tests.data_files import GSM8K_20, gsm8k_problems, write_local_copy
 
 
 def gsm8k_record(i: int) -> dict:
@@ -20,8 +21,44 @@ def train_file(write_jsonl):
     return write_jsonl("train.jsonl", [gsm8k_record(i) for i in range(GSM8K_HELDOUT_SIZE + 20)])
 
 
-def test_heldout_is_the_last_500_lines_with_shots_from_the_first_lines(train_file):
-    task = get_task("gsm8k", path=train_file)
+@pytest.fixture
+def hub(monkeypatch):
+    """A `datasets` stand-in serving GSM8K's two splits from fixture rows; records what was loaded."""
+    loaded = []
+    splits = {"test": [gsm8k_record(1000 + i) for i in range(12)],
+              "train": [gsm8k_record(i) for i in range(GSM8K_HELDOUT_SIZE + 20)]}
+
+    def load_dataset(repo, config, split, revision=None):
+        loaded.append((repo, config, split))
+        return splits[split]
+
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
+    monkeypatch.delenv("L2D_DATA", raising=False)
+    return loaded
+
+
+def test_gsm8k_scores_the_official_test_split_with_shots_from_train(hub):
+    task = get_task("gsm8k")
+    problems = task.problems()
+    assert hub == [("openai/gsm8k", "main", "test"), ("openai/gsm8k", "main", "train")]
+    assert [p["question"] for p in problems] == [gsm8k_record(1000 + i)["question"] for i in range(12)]
+    assert problems[0]["id"] == "gsm8k/0" and problems[0]["target"] == "1002"
+    messages = task.messages(problems[0])
+    assert [m["role"] for m in messages] == ["user", "assistant"] * 5 + ["user"]
+    assert [m["content"] for m in messages[0:10:2]] == [gsm8k_record(i)["question"] for i in range(5)]
+
+
+def test_gsm8k_heldout_is_the_last_500_train_problems_with_shots_from_the_rest(hub):
+    task = get_task("gsm8k_heldout")
+    problems = task.problems()
+    assert hub == [("openai/gsm8k", "main", "train")]
+    assert len(problems) == GSM8K_HELDOUT_SIZE
+    assert problems[0]["question"] == gsm8k_record(20)["question"] and problems[0]["id"] == "gsm8k_heldout/0"
+    assert [m["content"] for m in task.messages(problems[0])[0:10:2]] == [gsm8k_record(i)["question"] for i in range(5)]
+
+
+def test_heldout_slice_of_a_local_train_file(train_file):
+    task = get_task("gsm8k_heldout", path=train_file)
     problems = task.problems()
     assert len(problems) == GSM8K_HELDOUT_SIZE
     assert problems[0]["question"] == gsm8k_record(20)["question"]
@@ -34,30 +71,56 @@ def test_heldout_is_the_last_500_lines_with_shots_from_the_first_lines(train_fil
     assert task.problems(limit=7) == problems[:7]
 
 
-def test_split_all_scores_every_line_and_takes_shots_from_shots_path(write_jsonl):
+def test_local_test_file_is_scored_whole_with_shots_from_shots_path(write_jsonl):
     test = write_jsonl("test.jsonl", [gsm8k_record(i) for i in range(8)])
     shots = write_jsonl("shots.jsonl", [gsm8k_record(100 + i) for i in range(6)])
-    task = get_task("gsm8k", path=test, split="all", shots_path=shots, num_shots=2)
+    task = get_task("gsm8k", path=test, shots_path=shots, num_shots=2)
     assert len(task.problems()) == 8
     assert [m["content"] for m in task.messages(task.problems()[0])[:3:2]] == [
         gsm8k_record(100)["question"], gsm8k_record(101)["question"]]
 
 
 def test_shots_taken_from_the_evaluated_file_are_not_scored(write_jsonl):
-    task = get_task("gsm8k", path=write_jsonl("test.jsonl", [gsm8k_record(i) for i in range(8)]), split="all")
+    task = get_task("gsm8k", path=write_jsonl("test.jsonl", [gsm8k_record(i) for i in range(8)]))
     assert [p["id"] for p in task.problems()] == ["gsm8k/5", "gsm8k/6", "gsm8k/7"]
 
 
+def test_the_committed_fixture_reads_in_the_datasets_schema():
+    problems = get_task("gsm8k", path=GSM8K_20, num_shots=0).problems()
+    assert len(problems) == 20
+    assert [p["target"] for p in problems[:3]] == ["72", "10", "5"]
+    assert [p["answer_text"] for p in problems] == [r["answer"] for r in gsm8k_problems()]
+
+
+def test_local_copies_under_L2D_DATA_replace_the_hub(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "datasets", None)  # the hub is not touched (import would fail)
+    problems = gsm8k_problems()
+    write_local_copy(tmp_path, "openai/gsm8k", "main", "test", problems[10:])
+    write_local_copy(tmp_path, "openai/gsm8k", "main", "train", problems[:10])
+    monkeypatch.setenv("L2D_DATA", str(tmp_path))
+    task = get_task("gsm8k", num_shots=2)
+    assert [p["question"] for p in task.problems()] == [r["question"] for r in problems[10:]]
+    assert task.messages(task.problems()[0])[0]["content"] == problems[0]["question"]
+
+
+def test_offline_without_a_copy_names_the_dataset_the_option_and_the_copy(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "datasets", None)
+    monkeypatch.setenv("L2D_DATA", str(tmp_path))  # set, but holds no copy
+    with pytest.raises(TaskDataError) as raised:
+        get_task("gsm8k").problems()
+    message = str(raised.value)
+    assert "openai/gsm8k (split test, config main)" in message and "task.options.path=FILE" in message
+    assert "$L2D_DATA/openai/gsm8k/main/test.jsonl" in message and "\n" not in message
+
+
 def test_zero_shots_give_a_single_user_turn(train_file):
-    task = get_task("gsm8k", path=train_file, num_shots=0)
+    task = get_task("gsm8k_heldout", path=train_file, num_shots=0)
     assert task.messages(task.problems()[0]) == [{"role": "user", "content": task.problems()[0]["question"]}]
 
 
-def test_split_needs_a_path_and_a_known_name(train_file):
-    with pytest.raises(ValueError, match="local path"):
-        get_task("gsm8k", split="heldout")
-    with pytest.raises(ValueError, match="heldout"):
-        get_task("gsm8k", path=train_file, split="test")
+def test_a_train_file_too_short_for_the_heldout_slice_is_refused(write_jsonl):
+    with pytest.raises(ValueError, match="held-out size must be between 1 and 19 for 20 records"):
+        get_task("gsm8k_heldout", path=GSM8K_20).problems()
 
 
 @pytest.mark.parametrize("completion, answer", [
@@ -74,7 +137,7 @@ def test_extract_gsm8k_answer(completion, answer):
 
 
 def test_score_first_generation_and_count_unextracted(train_file):
-    task = get_task("gsm8k", path=train_file)
+    task = get_task("gsm8k_heldout", path=train_file)
     problem = task.problems()[0]  # target 22
     assert task.score(problem, ["So #### 22.0", "#### 1"]) == {
         "answer": "22", "target": "22", "extracted": True, "correct": True}
@@ -84,14 +147,17 @@ def test_score_first_generation_and_count_unextracted(train_file):
     assert (missing["correct"], missing["extracted"], missing["answer"]) == (False, False, None)
 
 
-@pytest.mark.skipif(not SHARED_TRAIN.exists(), reason="the project's GSM8K train file is not on this machine")
-def test_project_heldout_slice_matches_the_train_file_tail():
-    lines = SHARED_TRAIN.read_text().splitlines()
-    task = get_task("gsm8k", path=SHARED_TRAIN)
+TRAIN_COPY = local_copy("openai/gsm8k", "main", "train")
+
+
+@pytest.mark.skipif(TRAIN_COPY is None, reason="no copy of GSM8K train under $L2D_DATA")
+def test_real_heldout_slice_matches_the_train_file_tail():
+    records = read_jsonl(TRAIN_COPY)
+    task = get_task("gsm8k_heldout")
     problems = task.problems()
-    assert len(problems) == GSM8K_HELDOUT_SIZE
+    assert len(records) == 7473 and len(problems) == GSM8K_HELDOUT_SIZE
     assert all(p["target"] is not None for p in problems)
-    assert problems[-1]["answer_text"] == json.loads(lines[-1])["answer"]
-    assert problems[0]["answer_text"] == json.loads(lines[-GSM8K_HELDOUT_SIZE])["answer"]
+    assert problems[-1]["answer_text"] == records[-1]["answer"]
+    assert problems[0]["answer_text"] == records[-GSM8K_HELDOUT_SIZE]["answer"]
     shot_questions = {m["content"] for m in task.messages(problems[0])[:-1:2]}
     assert shot_questions.isdisjoint(p["question"] for p in problems)

@@ -7,6 +7,7 @@ from l2d.tasks import TASKS, TaskDataError, get_task
 
 EXPECTED = {  # name: (category, guidance, metric, ks)
     "gsm8k": ("math", "math", "accuracy", ()),
+    "gsm8k_heldout": ("math", "math", "accuracy", ()),
     "math": ("math", "math", "accuracy", ()),
     "humaneval": ("code", "coding", "pass@k", (1, 5, 10)),
     "mbpp": ("code", "coding", "pass@k", (1, 5, 10)),
@@ -49,18 +50,21 @@ def offline_datasets(monkeypatch) -> None:
 
 @pytest.mark.parametrize("name, schema_key", [("mmlu", '"choices"'), ("gsm8k", '"question"'), ("mbpp", '"test_list"'),
                                               ("piqa", '"sol1"'), ("math", '"solution"'), ("arc_easy", '"answerKey"'),
-                                              ("mmlu_pro", '"answer_index"')])
+                                              ("mmlu_pro", '"answer_index"'), ("gsm8k_heldout", '"question"')])
 def test_offline_hub_without_path_raises_one_clear_error(monkeypatch, name, schema_key):
     offline_datasets(monkeypatch)
+    monkeypatch.delenv("L2D_DATA", raising=False)
     with pytest.raises(TaskDataError) as raised:
         get_task(name).problems()
     message = str(raised.value)
-    assert "path=" in message and schema_key in message and "Couldn't reach" in message
+    assert "task.options.path=FILE" in message and schema_key in message and "Couldn't reach" in message
+    assert "$L2D_DATA/" in message and "\n" not in message
     assert raised.value.__cause__ is None and raised.value.__suppress_context__
 
 
 def test_missing_datasets_package_names_the_extra_and_the_path_option(monkeypatch):
     monkeypatch.setitem(sys.modules, "datasets", None)  # makes `import datasets` fail
+    monkeypatch.delenv("L2D_DATA", raising=False)
     with pytest.raises(TaskDataError, match=r"l2d\[hub\].*path="):
         get_task("arc_challenge").problems()
 
@@ -71,7 +75,8 @@ def test_real_datasets_library_offline(monkeypatch):
 
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(TaskDataError, match="openai/gsm8k.*path=<file.jsonl>"):
+    monkeypatch.delenv("L2D_DATA", raising=False)
+    with pytest.raises(TaskDataError, match=r"openai/gsm8k \(split test, config main\).*task\.options\.path=FILE"):
         get_task("gsm8k").problems()
 
 
@@ -81,7 +86,7 @@ def test_local_file_errors_are_clear(tmp_path, write_jsonl):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"question": "q", "answer": "#### 1"}\n{not json\n')
     with pytest.raises(TaskDataError, match="bad.jsonl:2"):
-        get_task("gsm8k", path=bad, split="all").problems()
+        get_task("gsm8k", path=bad).problems()
     wrong_schema = write_jsonl("wrong.jsonl", [{"problem": "q"}])
     with pytest.raises(TaskDataError, match="does not fit the schema"):
-        get_task("gsm8k", path=wrong_schema, split="all").problems()
+        get_task("gsm8k", path=wrong_schema).problems()

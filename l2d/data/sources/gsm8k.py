@@ -1,4 +1,4 @@
-"""GSM8K grade-school math: the hub's `openai/gsm8k` or a local JSONL of question/answer records."""
+"""GSM8K grade-school math: the hub's `openai/gsm8k` train split, or a local copy of it (question/answer records)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ from typing import Any
 
 from l2d.data.classes import MATH
 from l2d.data.example import Example, question_answer
-from l2d.data.hub import load_hub_dataset
+from l2d.data.hub import load_hub_dataset, local_copy, offline_fix
 from l2d.data.invalid import InvalidRecords
 from l2d.data.records import Located, read_jsonl, to_examples
 from l2d.data.sources.base import Loaded, Source
 from l2d.data.splits import GSM8K_HELDOUT_SIZE, split_heldout
+
+GSM8K = ("openai/gsm8k", "main", "train")  # repo, config, split
 
 
 def gsm8k_example(record: Any) -> Example:
@@ -25,8 +27,9 @@ class GSM8KSource(Source):
     """The GSM8K training split minus its fixed held-out slice, which becomes the validation set.
 
     The slice (`l2d.data.splits`, the last GSM8K_HELDOUT_SIZE records in file order) is the one the
-    evaluation harness scores, so training never sees it.
-    path: a local JSONL file (keys question/answer); None reads `openai/gsm8k` (main) from the hub.
+    `gsm8k_heldout` evaluation task scores, so training never sees it.
+    path: a local copy of the train split (JSONL, keys question/answer); None reads the copy under
+    $L2D_DATA (l2d.data.hub) when there is one, else `openai/gsm8k` (main, train) from the hub.
     """
 
     def __init__(self, path: str | None = None, heldout_size: int = GSM8K_HELDOUT_SIZE) -> None:
@@ -34,10 +37,11 @@ class GSM8KSource(Source):
         self.heldout_size = heldout_size
 
     def records(self, invalid: InvalidRecords) -> Iterable[Located]:
-        if self.path is not None:
-            return read_jsonl(self.path, invalid)
-        rows = load_hub_dataset("openai/gsm8k", "main", "train", streaming=False,
-                                offline_hint="Offline? Pass a local file: GSM8KSource(path=/path/to/gsm8k/train.jsonl)")
+        path = self.path or local_copy(*GSM8K)
+        if path is not None:
+            return read_jsonl(path, invalid)
+        hint = f"Offline? Then {offline_fix(*GSM8K, 'data.sources.0.path=FILE (Python: GSM8KSource(path=FILE))')}"
+        rows = load_hub_dataset(*GSM8K, streaming=False, offline_hint=hint)
         return ((f"openai/gsm8k[train][{i}]", row) for i, row in enumerate(rows))
 
     def load(self, invalid: InvalidRecords) -> Loaded:

@@ -30,7 +30,7 @@ def loss_by_t_bin(token_losses: torch.Tensor, timesteps: torch.Tensor, valid: to
 
 class TrainingModule(LightningModule):
     def __init__(self, network: torch.nn.Module, optimizer: Callable, scheduler: Callable | None = None,
-                 t_bins: int = 10, max_nonfinite_steps: int = 3,
+                 t_bins: int = 10, max_nonfinite_steps: int = 3, seed: int = 0,
                  val_timesteps: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)):
         super().__init__()
         self.network = network
@@ -39,14 +39,13 @@ class TrainingModule(LightningModule):
         self.t_bins = t_bins
         self.max_nonfinite_steps = max_nonfinite_steps
         self.val_timesteps = tuple(val_timesteps)
+        self.seed = seed
         self.strict_loading = False  # checkpoints hold the trainable parameters only
         self.nonfinite_in_window = False
         self.nonfinite_in_a_row = 0
         self.skipped_steps = 0
         self.stopped_nonfinite = False
         self.is_l2d = isinstance(network, L2DModel)
-        self.batches_in_epoch = 0  # micro-batches started this epoch, saved so a resume skips them
-        self.resume_skip = 0
 
     # ---- steps -------------------------------------------------------------------------------------
     def forward(self, batch: dict, **overrides):
@@ -55,13 +54,21 @@ class TrainingModule(LightningModule):
                             and self.network.config.num_classes > 0 else None, **overrides)
 
     def on_train_epoch_start(self) -> None:
-        self.batches_in_epoch, self.resume_skip = self.resume_skip, 0
         if self.trainer.datamodule is not None:
             self.trainer.datamodule.skip_batches = 0  # later epochs start from their first batch
 
+    def noise_generator(self) -> torch.Generator:
+        """The stream of t, x0 and class dropout for the current micro-batch, a function of (seed, epoch,
+        micro-batch, rank) alone: a resumed run draws exactly the noise the uninterrupted one did, and
+        every rank its own."""
+        import numpy as np
+
+        micro_batch = self.trainer.fit_loop.epoch_loop.batch_progress.current.ready  # restored on resume
+        key = [self.seed, self.current_epoch, micro_batch, self.global_rank]
+        return torch.Generator(self.device).manual_seed(int(np.random.SeedSequence(key).generate_state(1)[0]))
+
     def training_step(self, batch: dict, batch_idx: int):
-        self.batches_in_epoch += 1
-        out = self(batch)
+        out = self(batch, generator=self.noise_generator()) if self.is_l2d else self(batch)
         if not torch.isfinite(out.loss):
             self.nonfinite_in_window = True
             # A zero loss still reaches every trainable parameter, so DDP's gradient all-reduce stays in step.
@@ -159,7 +166,6 @@ class TrainingModule(LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         keep = self.trainable_keys()
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
-        checkpoint["l2d_batches_in_epoch"] = self.batches_in_epoch
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         missing = sorted(self.trainable_keys() - set(checkpoint["state_dict"]))
@@ -168,6 +174,6 @@ class TrainingModule(LightningModule):
                              f"(e.g. {missing[:3]}): it was made with another method or model")
         # Same data order on resume: the data module skips the micro-batches this epoch already saw.
         # Under DDP each rank took every world_size-th micro-batch of one global order.
-        self.resume_skip = checkpoint.get("l2d_batches_in_epoch", 0)
         if self.trainer.datamodule is not None:
-            self.trainer.datamodule.skip_batches = self.resume_skip * self.trainer.world_size
+            done = checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["ready"]
+            self.trainer.datamodule.skip_batches = done * self.trainer.world_size

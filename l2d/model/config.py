@@ -43,7 +43,7 @@ class L2DConfig:
     lora_alpha: float = 32.0
     full_path: bool = False
     timestep_sampling: str = "uniform"
-    start: str = "zero"
+    start: str = "mirror"
     num_classes: int = 0
     class_dropout: float = 0.2
     class_names: list[str] = field(default_factory=list)

@@ -103,14 +103,16 @@ class L2DModel(CausalLM):
         return self.diffusion.vocabulary(get(self.base, self.family.embed_tokens).weight)
 
     # ---- training forward ----------------------------------------------------------------------
-    def forward(self, input_ids, attention_mask=None, labels=None, timesteps=None, class_labels=None) -> L2DOutput:
+    def forward(self, input_ids, attention_mask=None, labels=None, timesteps=None, class_labels=None,
+                generator: torch.Generator | None = None) -> L2DOutput:
         """One parallel pass over every supervised position (label != -100; labels aligned with
         input_ids, position k predicts labels[k+1]). Without labels every position is a slot and
         carries the next input token (the last position, which has none, is held at t = 0).
-        `timesteps` (a float, (B,) or (B, T) aligned with input positions) overrides sampling."""
+        `timesteps` (a float, (B,) or (B, T) aligned with input positions) overrides sampling.
+        `generator` draws t, x0 and class dropout (the global stream when None)."""
         slots = self.supervised_slots(input_ids, attention_mask, labels, class_labels)
-        t = self._slot_timesteps(timesteps, *input_ids.shape, slots.index, slots.valid)
-        return self.diffusion_pass(slots, t, labels is not None)
+        t = self._slot_timesteps(timesteps, *input_ids.shape, slots.index, slots.valid, generator)
+        return self.diffusion_pass(slots, t, labels is not None, generator=generator)
 
     @torch.no_grad()
     def losses_at(self, input_ids, attention_mask=None, labels=None, timesteps=(0.0, 1.0), class_labels=None,
@@ -154,18 +156,20 @@ class L2DModel(CausalLM):
         return Slots(index=slots, valid=supervised.gather(1, slots), targets=next_tokens.gather(1, slots),
                      classes=slot_classes, context=context)
 
-    def diffusion_pass(self, slots: "Slots", t: torch.Tensor, supervised: bool, x0=None) -> L2DOutput:
+    def diffusion_pass(self, slots: "Slots", t: torch.Tensor, supervised: bool, x0=None,
+                       generator: torch.Generator | None = None) -> L2DOutput:
         """Corrupt each slot's target at its time t (x0 ~ N(0, sigma^2 I) unless given) and predict it."""
         targets = slots.targets
         t = torch.where(targets == IGNORE_INDEX, torch.zeros_like(t), t)
         slot_classes = slots.classes
         if slot_classes is not None and self.training and self.config.class_dropout > 0:
-            dropped = torch.rand(slot_classes.shape, device=slot_classes.device) < self.config.class_dropout
+            dropped = torch.rand(slot_classes.shape, device=slot_classes.device, generator=generator) \
+                < self.config.class_dropout
             slot_classes = torch.where(dropped, NULL_CLASS, slot_classes)
 
         embed = get(self.base, self.family.embed_tokens)
         x1 = self.diffusion.vocabulary(embed(targets.clamp_min(0)))
-        x_t = add_noise(x1, t, self.config.sigma, x0=x0).x_t
+        x_t = add_noise(x1, t, self.config.sigma, generator=generator, x0=x0).x_t
         logits = self.diffusion_logits(x_t, t, slot_classes, slots.context)
 
         loss = token_losses = None
@@ -176,9 +180,10 @@ class L2DModel(CausalLM):
         return L2DOutput(loss=loss, logits=logits, positions=slots.index, valid=slots.valid, timesteps=t,
                          token_losses=token_losses)
 
-    def _slot_timesteps(self, timesteps, batch, length, slots, valid) -> torch.Tensor:
+    def _slot_timesteps(self, timesteps, batch, length, slots, valid, generator=None) -> torch.Tensor:
         if timesteps is None:
-            return sample_timesteps(slots.shape, self.config.timestep_sampling, device=slots.device)
+            return sample_timesteps(slots.shape, self.config.timestep_sampling, device=slots.device,
+                                    generator=generator)
         t = torch.as_tensor(timesteps, dtype=torch.float32, device=slots.device)
         if t.dim() == 1:
             t = t.unsqueeze(1)

@@ -12,7 +12,8 @@ from tests.tiny import tiny_base
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    model = L2DModel(tiny_base(), L2DConfig(dim=16, lora_rank=4, num_classes=2))
+    # The zero start plus noise: a random path far from the LM, whose velocity differs from row to row.
+    model = L2DModel(tiny_base(), L2DConfig(dim=16, lora_rank=4, num_classes=2, start="zero"))
     with torch.no_grad():  # a non-trivial diffusion path
         for _, p in model.trainable_named_parameters():
             p.add_(torch.randn_like(p) * 0.05)

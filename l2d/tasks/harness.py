@@ -68,6 +68,40 @@ def left_pad(prompts: list[list[int]], pad_id: int, device) -> tuple[torch.Tenso
     return ids.to(device), mask.to(device)
 
 
+def complete(model, tokenizer, prompts: list[list[int]], decoding: Decoding, max_new_tokens: int,
+             classes: list[int] | None = None, batch_size: int = 16, seed: int = 0, progress: bool = True,
+             desc: str = "generate") -> list[tuple[str, float, bool]]:
+    """Decode token-id prompts through `generate` (or token search); one (text, mean NFE per token,
+    cut at max_new_tokens) per prompt, in prompt order. Longest prompts first, so batches hold
+    similar lengths; batch k draws from a generator seeded by (seed, k); text ends at the first stop
+    token. `classes`: one guidance class per prompt, for models trained with classes."""
+    stops = stop_ids(model, tokenizer)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+    order = sorted(range(len(prompts)), key=lambda k: (-len(prompts[k]), k))
+    completions: list[tuple[str, float, bool]] = [("", 0.0, False)] * len(prompts)
+    batches = range(0, len(order), batch_size)
+    for number, start in enumerate(tqdm(batches, desc=desc, disable=not progress)):
+        batch = order[start:start + batch_size]
+        ids, mask = left_pad([prompts[k] for k in batch], pad_id, model.device)
+        options = dict(max_new_tokens=max_new_tokens, temperature=decoding.temperature, eos_token_id=stops,
+                       pad_token_id=pad_id,
+                       generator=torch.Generator(model.device).manual_seed(seed * 100_003 + number),
+                       return_stats=True, guidance=decoding.guidance, **decoding.decode)
+        if classes is not None:
+            options["class_labels"] = torch.tensor([classes[k] for k in batch], device=model.device)
+        if decoding.token_search:
+            sequences, stats = token_search(model, ids, mask, **decoding.token_search, **options)
+        else:
+            sequences, stats = generate(model, ids, mask, **options)
+        for row, k in enumerate(batch):
+            new = sequences[row, ids.shape[1]:].tolist()
+            stop = next((i for i, token in enumerate(new) if token in stops), None)
+            produced = len(new) if stop is None else stop + 1
+            nfe = stats.nfe_per_token[row, :produced].float().mean().item()
+            completions[k] = (tokenizer.decode(new[:produced], skip_special_tokens=True), nfe, stop is None)
+    return completions
+
+
 def run_task(model, tokenizer, task: Task, decoding: Decoding, batch_size: int = 16, limit: int | None = None,
              seed: int = 0, progress: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Generate `decoding.samples` completions per problem and score them; returns (records, summary)."""
@@ -75,43 +109,21 @@ def run_task(model, tokenizer, task: Task, decoding: Decoding, batch_size: int =
     if not problems:
         raise ValueError(f"task {task.name} has no problems to score")
     guided = decoding.guidance is not None
-    with_classes = model.num_classes > 0
-    classes = [guidance_class(model, p, guided) if with_classes else None for p in problems]
+    classes = [guidance_class(model, p, guided) for p in problems] if model.num_classes > 0 else None
     prompts = encode_prompts(tokenizer, problems, task.messages)
-    stops = stop_ids(model, tokenizer)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
-    max_new_tokens = decoding.max_new_tokens or task.max_new_tokens
+    samples = decoding.samples
+    # One job per (problem, sample): job i * samples + s.
+    flat = complete(model, tokenizer, [prompts[i] for i in range(len(problems)) for _ in range(samples)], decoding,
+                    decoding.max_new_tokens or task.max_new_tokens,
+                    None if classes is None else [c for c in classes for _ in range(samples)],
+                    batch_size=batch_size, seed=seed, progress=progress, desc=task.name)
+    completions = {(i, s): flat[i * samples + s] for i in range(len(problems)) for s in range(samples)}
 
-    # One job per (problem, sample), longest prompts first so batches hold similar lengths.
-    jobs = sorted(((i, s) for i in range(len(problems)) for s in range(decoding.samples)),
-                  key=lambda job: (-len(prompts[job[0]]), job))
-    completions: dict[tuple[int, int], tuple[str, float, bool]] = {}  # text, mean NFE, never stopped
-    batches = range(0, len(jobs), batch_size)
-    for number, start in enumerate(tqdm(batches, desc=task.name, disable=not progress)):
-        batch = jobs[start:start + batch_size]
-        ids, mask = left_pad([prompts[i] for i, _ in batch], pad_id, model.device)
-        options = dict(max_new_tokens=max_new_tokens, temperature=decoding.temperature, eos_token_id=stops,
-                       pad_token_id=pad_id,
-                       generator=torch.Generator(model.device).manual_seed(seed * 100_003 + number),
-                       return_stats=True, guidance=decoding.guidance, **decoding.decode)
-        if with_classes:
-            options["class_labels"] = torch.tensor([classes[i] for i, _ in batch], device=model.device)
-        if decoding.token_search:
-            sequences, stats = token_search(model, ids, mask, **decoding.token_search, **options)
-        else:
-            sequences, stats = generate(model, ids, mask, **options)
-        for row, job in enumerate(batch):
-            new = sequences[row, ids.shape[1]:].tolist()
-            stop = next((k for k, token in enumerate(new) if token in stops), None)
-            produced = len(new) if stop is None else stop + 1
-            nfe = stats.nfe_per_token[row, :produced].float().mean().item()
-            completions[job] = (tokenizer.decode(new[:produced], skip_special_tokens=True), nfe, stop is None)
-
-    generations = [[completions[(i, s)][0] for s in range(decoding.samples)] for i in range(len(problems))]
+    generations = [[completions[(i, s)][0] for s in range(samples)] for i in range(len(problems))]
     results = task.score_all(problems, generations)
     records = []
     for i, (problem, result) in enumerate(zip(problems, results)):
-        per_sample = [completions[(i, s)] for s in range(decoding.samples)]
+        per_sample = [completions[(i, s)] for s in range(samples)]
         records.append({"id": problem["id"], "question": problem["question"], "generations": generations[i],
                         **{k: v for k, v in result.items() if k != "statuses"},
                         "nfe": sum(nfe for _, nfe, _ in per_sample) / len(per_sample),

@@ -6,7 +6,8 @@ import pytest
 
 from tests.compose import compose_config
 
-TINY_RUN = ["model=tiny", "data.val_size=8", "batch_size=4", "data.micro_batch_size=2",
+# The framework's bare defaults (no experiment preset), on the tiny model.
+TINY_RUN = ["~experiment", "model=tiny", "data.val_size=8", "batch_size=4", "data.micro_batch_size=2",
             "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 SMALL_REASONING_GYM = "data.sources.0.size=16"
 

@@ -28,10 +28,11 @@ class CodeTask(Task):
     max_new_tokens = 512  # the paper's generation length for code
 
     def __init__(self, path: str | Path | None = None, num_shots: int = 5, shots_path: str | Path | None = None,
-                 limits: SandboxLimits = DEFAULT_LIMITS, max_workers: int | None = None):
+                 limits: SandboxLimits = DEFAULT_LIMITS, max_workers: int | None = None, allow_weak: bool = False):
         super().__init__(path, num_shots, shots_path)
         self.limits = limits
         self.max_workers = max_workers
+        self.allow_weak = allow_weak  # run without bubblewrap, where programs can read this user's files
 
     @abstractmethod
     def program(self, problem: Problem, code: str) -> str:
@@ -52,7 +53,7 @@ class CodeTask(Task):
                  for problem, samples in zip(problems, generations, strict=True)]
         programs = [self.program(problem, code) for problem, sample_codes in zip(problems, codes, strict=True)
                     for code in sample_codes if code is not None]
-        executions = iter(run_programs(programs, self.limits, self.max_workers))
+        executions = iter(run_programs(programs, self.limits, self.max_workers, self.allow_weak))
         return [self._result(sample_codes, [_NO_CODE if code is None else next(executions) for code in sample_codes])
                 for sample_codes in codes]
 

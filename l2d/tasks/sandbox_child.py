@@ -1,13 +1,13 @@
 """Runs inside the sandboxed process: limit it, guard it, execute one program, report a verdict.
 
-Started by `l2d.tasks.sandbox` as `python -I -B sandbox_child.py`; reads its job as JSON from stdin
-({"program", "nonce", "verdict_fd", "limits"}). Standard library only, no l2d imports, so it runs
-under `python -I` from any working directory.
+Started by `l2d.tasks.sandbox` as `python -I -B -c <this file's text>`; reads its job as JSON from
+stdin ({"program", "nonce", "verdict_fd", "limits", "audit_hook", "pid_namespace"}). Standard library
+only, no l2d imports: inside the sandbox nothing but the interpreter and its standard library exists.
 
-The verdict is "<nonce>:passed" or "<nonce>:failed", written to an inherited fd only after the
-program returned or raised. A program that leaves early (sys.exit, os._exit, a signal) never
-writes "passed", so it cannot count as passing. The nonce arrives on stdin (closed before the
-program runs), so it is not in argv, the environment or any file.
+The verdict is one JSON object {"nonce", "passed", ...what stopped the program}, written to an
+inherited fd only after the program returned or raised. A program that leaves early (sys.exit,
+os._exit, a signal) never writes "passed", so it cannot count as passing. The nonce arrives on stdin
+(closed before the program runs), so it is not in argv, the environment or any file.
 """
 
 from __future__ import annotations
@@ -38,13 +38,22 @@ _FILE_EVENTS = {
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
 
+class Refused(PermissionError):
+    """The audit hook refused an operation."""
+
+
+class RefusedImport(ImportError):
+    """The audit hook refused a module (an ImportError lets `try: import ctypes` fall back)."""
+
+
 def set_limits(limits: dict) -> None:
-    """Soft = hard, so the program cannot raise them again (and as PID 1 of a PID namespace the
-    soft-limit signal SIGXCPU would be ignored; the hard limit's SIGKILL is not)."""
-    for name, value in (("RLIMIT_AS", limits["memory_bytes"]), ("RLIMIT_CPU", limits["cpu_seconds"]),
-                        ("RLIMIT_NPROC", limits["max_processes"]), ("RLIMIT_FSIZE", limits["max_file_bytes"]),
-                        ("RLIMIT_CORE", 0)):
+    """Soft = hard, so the program cannot raise them again; CPU time alone gets one second more hard
+    than soft, so its end shows as SIGXCPU (as PID 1 of a PID namespace, where SIGXCPU is ignored,
+    the hard limit's SIGKILL still ends it)."""
+    for name, value in (("RLIMIT_AS", limits["memory_bytes"]), ("RLIMIT_NPROC", limits["max_processes"]),
+                        ("RLIMIT_FSIZE", limits["max_file_bytes"]), ("RLIMIT_CORE", 0)):
         resource.setrlimit(getattr(resource, name), (value, value))
+    resource.setrlimit(resource.RLIMIT_CPU, (limits["cpu_seconds"], limits["cpu_seconds"] + 1))
 
 
 def install_guard(workdir: str) -> None:
@@ -61,10 +70,10 @@ def install_guard(workdir: str) -> None:
 
     def guard(event: str, args: tuple) -> None:
         if event in _REFUSED_EVENTS or event.startswith(_REFUSED_PREFIXES):
-            raise PermissionError(f"{event} is not allowed in the sandbox")
+            raise Refused(f"{event} is not allowed in the sandbox")
         if event == "ctypes.dlopen" or (event == "import" and args[0] == "_posixsubprocess"):
-            # ImportError lets `try: import ctypes` fall back; _posixsubprocess forks unaudited
-            raise ImportError("ctypes and subprocess are not allowed in the sandbox")
+            # _posixsubprocess forks without an audit event
+            raise RefusedImport("ctypes and subprocess are not allowed in the sandbox")
         if event == "open" and not isinstance(args[0], int) and args[2] & _WRITE_FLAGS:
             targets = ((0, None),)
         else:
@@ -72,28 +81,61 @@ def install_guard(workdir: str) -> None:
         for path_index, dir_fd_index in targets:
             dir_fd = args[dir_fd_index] if dir_fd_index is not None and dir_fd_index < len(args) else None
             if not inside(args[path_index], dir_fd):
-                raise PermissionError(f"{event} on {args[path_index]!r} outside the sandbox directory is not allowed")
+                raise Refused(f"{event} on {args[path_index]!r} outside the sandbox directory is not allowed")
 
     sys.addaudithook(guard)
+
+
+def what_stopped(error: BaseException) -> dict:
+    """Facts about a failure for the parent to name the wall that stopped it: the exceptions (with
+    their context), whether the audit hook refused, and the errno and resolved file of an OSError."""
+    chain, seen = [], error
+    while seen is not None and len(chain) < 8:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    facts = {"exceptions": [type(e).__name__ for e in chain],
+             "refused": any(isinstance(e, (Refused, RefusedImport)) for e in chain)}
+    os_error = next((e for e in chain if isinstance(e, OSError) and e.errno is not None), None)
+    if os_error is not None:
+        facts["errno"] = os_error.errno
+        if isinstance(os_error.filename, (str, bytes)):  # resolved: a symlink names where it points
+            facts["filename"] = os.path.realpath(os.fsdecode(os_error.filename))[:512]
+    return facts
+
+
+def other_processes() -> int:
+    """Processes still alive in this PID namespace besides its init (PID 1) and this one."""
+    return sum(name.isdigit() and int(name) not in (1, os.getpid()) for name in os.listdir("/proc"))
 
 
 def main() -> None:
     job = json.loads(sys.stdin.read())
     sys.stdin.close()
+    os.close(0)  # the job (and its nonce) cannot be read again
     verdict_fd, nonce = job["verdict_fd"], job["nonce"]
     set_limits(job["limits"])
-    install_guard(os.getcwd())
+    if job["audit_hook"]:
+        install_guard(os.getcwd())
     # __name__ is not "__main__", so a demo block under `if __name__ == "__main__":` does not run.
     namespace = {"__name__": "__sandboxed__", "__builtins__": __builtins__}
-    error = None
+    me, error = os.getpid(), None
     try:
         exec(compile(job.pop("program"), "program.py", "exec", dont_inherit=True), namespace)
     except BaseException as raised:  # SystemExit included: leaving before the tests finish is a failure
         error = raised
-    os.write(verdict_fd, f"{nonce}:{'passed' if error is None else 'failed'}".encode())
+    if os.getpid() != me:  # a child the program forked (possible only without the audit hook) says nothing
+        os._exit(1)
+    verdict = {"nonce": nonce, "passed": error is None}
+    if error is not None:
+        verdict.update(what_stopped(error))
+    elif job["pid_namespace"] and (left := other_processes()):
+        verdict.update(passed=False, leftover=left)  # they die with the namespace; a clean run leaves none
+    os.write(verdict_fd, json.dumps(verdict).encode())
     try:  # the report is best effort: output may have hit the file-size limit
         if error is not None:
             traceback.print_exception(type(error), error, error.__traceback__.tb_next)  # without this frame
+        elif "leftover" in verdict:
+            print(f"{verdict['leftover']} process(es) left running after the program ended", file=sys.stderr)
         sys.stdout.flush()
         sys.stderr.flush()
     except OSError:

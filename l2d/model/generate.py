@@ -77,11 +77,11 @@ class TokenDiffusion:
     """Integrates one token's diffusion for a batch, given the main path's state at its last position."""
 
     def __init__(self, model, options: DecodeOptions, class_labels: torch.Tensor | None,
-                 generator: torch.Generator | None):
+                 generator: torch.Generator | None, observe=None):
         if not hasattr(model, "diffusion"):
             raise ValueError(f"solver={options.solver!r} with levels={options.levels} needs an L2D model; "
                              "the plain LM decodes with levels=1")
-        self.model, self.options, self.generator = model, options, generator
+        self.model, self.options, self.generator, self.observe = model, options, generator, observe
         self.table = model.diffusion_table()  # (vocab, d̄), float32, computed once per call
         guided = options.guidance is not None and options.guidance != 1.0  # w=1 is plain conditional
         self.guidance = options.guidance if guided else None
@@ -102,7 +102,10 @@ class TokenDiffusion:
             if t not in self.tables:
                 self.tables[t] = ConditioningTable(self.model.diffusion, t, self.model.num_classes)
             conditioning = self.tables[t].for_slots(self.slot_classes, (batch, self.slots))
-        return self.evaluate(x_slots, t_slots, self.slot_classes, context, conditioning)
+        logits = self.evaluate(x_slots, t_slots, self.slot_classes, context, conditioning)
+        if self.observe is not None:
+            self.observe(t, logits)
+        return logits
 
     def next_token_logits(self, cache, h_last, token, index, position, key_mask) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (logits (B, V) to sample the token from, evaluations per row (B,)); `token` (B,) is
@@ -157,10 +160,10 @@ class Decoder:
     next token and the evaluations each row spent on them. `select` keeps or repeats rows (beams).
     """
 
-    def __init__(self, model, options: DecodeOptions, class_labels, generator: torch.Generator | None):
+    def __init__(self, model, options: DecodeOptions, class_labels, generator: torch.Generator | None, observe=None):
         self.model, self.options = model, options
         plain = options.levels == 1 and options.solver not in ADAPTIVE
-        self.diffusion = None if plain else TokenDiffusion(model, options, class_labels, generator)
+        self.diffusion = None if plain else TokenDiffusion(model, options, class_labels, generator, observe)
         self.main_forwards = 0
 
     def start(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int):
@@ -226,7 +229,7 @@ def prepare(model, input_ids, attention_mask, class_labels, eos_token_id, pad_to
 def generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, *,
              max_new_tokens: int = 256, temperature: float = 1.0, class_labels=None,
              eos_token_id: int | list[int] | None = None, pad_token_id: int | None = None,
-             generator: torch.Generator | None = None, return_stats: bool = False, **decode_options):
+             generator: torch.Generator | None = None, return_stats: bool = False, observe=None, **decode_options):
     """Left-padded prompts (B, P) -> sequences (B, P + new); with return_stats, (sequences, stats).
 
     decode_options: solver (euler, midpoint, rk4, adaptive_heun, bosh3, fehlberg2, dopri5), levels,
@@ -234,6 +237,9 @@ def generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
     anneal_x1_temperature, guidance (w_g >= 1, needs class_labels), atol/rtol (adaptive solvers),
     static_cache and compile (the fast path: same tokens, fewer launches).
     temperature samples the emitted token (0 = greedy).
+    observe(t, logits), if given, sees every diffusion evaluation in order (t a float, or (B,) on
+    adaptive solvers; logits (B, Q, V), overwritten by the next evaluation on the compiled path) and
+    must not draw from `generator`: l2d.inspect watches the decoding with it, leaving it unchanged.
     """
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
@@ -241,7 +247,7 @@ def generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
         raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
     options, attention_mask, class_labels, eos, pad = prepare(model, input_ids, attention_mask, class_labels,
                                                               eos_token_id, pad_token_id, **decode_options)
-    decoder = Decoder(model, options, class_labels, generator)
+    decoder = Decoder(model, options, class_labels, generator, observe)
     logits, nfe = decoder.start(input_ids, attention_mask, max_new_tokens)
     new_tokens, nfe_columns = [], []
     finished = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)

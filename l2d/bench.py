@@ -27,6 +27,7 @@ from l2d.model.config import L2DConfig
 from l2d.model.finetune import Finetune
 from l2d.model.l2d import L2DModel
 from l2d.model.main_path import CausalLM
+from l2d.validation import check_bench, one_line
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -191,6 +192,7 @@ def markdown(result: dict) -> str:
 
 
 def bench(cfg: DictConfig) -> dict:
+    check_bench(cfg)  # before anything loads
     device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
                           "cpu" if cfg.device == "auto" else cfg.device)
     dtype = torch.bfloat16 if cfg.dtype == "auto" and device.type == "cuda" else (
@@ -229,6 +231,7 @@ def write_results(result: dict, out: Path) -> None:
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="bench")
+@one_line
 def main(cfg: DictConfig) -> None:
     bench(cfg)
 

@@ -13,6 +13,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from l2d import tracking
 from l2d.config import config_dir, register_resolvers
 from l2d.files import write_atomically
 from l2d.model.checkpoint import CONFIG_FILE, read_meta
@@ -22,6 +23,7 @@ from l2d.model.loading import load_base_model
 from l2d.model.main_path import CausalLM
 from l2d.tasks import get_task
 from l2d.tasks.harness import Decoding, decoding_record, run_task
+from l2d.validation import check_evaluate, one_line
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -73,6 +75,7 @@ def print_table(result: dict) -> None:
 
 
 def evaluate(cfg: DictConfig) -> dict:
+    check_evaluate(cfg)  # before anything loads
     started = time.time()
     task = get_task(cfg.task.name, **OmegaConf.to_container(cfg.task.options, resolve=True))
     device, dtype = resolve_device(cfg)
@@ -95,11 +98,13 @@ def evaluate(cfg: DictConfig) -> dict:
               "wall_seconds": time.time() - started, "records": records}
     write_atomically(Path(cfg.paths.output_dir) / "results.json",
                      lambda path: path.write_text(json.dumps(result, indent=1)))
+    tracking.log_evaluation(cfg, result)  # the `logger` group; W&B: one run, in its training run's group
     print_table(result)
     return result
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="evaluate")
+@one_line
 def main(cfg: DictConfig) -> float:
     return evaluate(cfg)["summary"]["score"]
 

@@ -12,10 +12,13 @@ import lightning as L
 from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
+from l2d import tracking
 from l2d.config import config_dir, register_resolvers
 from l2d.lightning.callbacks import AtomicCheckpointIO
 from l2d.lightning.module import TrainingModule
+from l2d.model.card import training_record
 from l2d.model.finetune import finetuned_base
+from l2d.validation import check_train, one_line
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -36,6 +39,7 @@ def build_network(cfg: DictConfig, base, class_names: list[str]):
 
 def train(cfg: DictConfig) -> dict:
     """Compose, instantiate, fit, export; returns the final metrics (also written to metrics.json)."""
+    check_train(cfg)  # before anything loads
     started = time.time()
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
@@ -46,39 +50,60 @@ def train(cfg: DictConfig) -> dict:
     datamodule.setup("fit")  # the class names must be known before the network is built
     network = build_network(cfg, base, datamodule.class_names)
     module = TrainingModule(network, optimizer=instantiate(cfg.optimizer), scheduler=instantiate(cfg.scheduler),
-                            **cfg.module)
-    loggers = [instantiate(c) for c in cfg.logger.values()]
+                            seed=cfg.seed, **cfg.module)
+    loggers = tracking.instantiate_loggers(cfg, tracking.training_identity(cfg))
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
     trainer = instantiate(cfg.trainer, logger=loggers, callbacks=callbacks, plugins=[AtomicCheckpointIO()])
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    try:
+    with tracking.finishing(loggers):  # the W&B run stays open until the export is recorded in it
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-    finally:
-        for logger in loggers:
-            logger.finalize("success")
-        if any(type(logger).__name__ == "WandbLogger" for logger in loggers):
-            import wandb
-
-            wandb.finish()
-    if module.stopped_nonfinite:
-        raise RuntimeError(f"stopped: {module.max_nonfinite_steps} non-finite losses in a row at step "
-                           f"{trainer.global_step}; the last checkpoint holds the last finite weights")
+        if module.stopped_nonfinite:
+            raise RuntimeError(f"stopped: {module.max_nonfinite_steps} non-finite losses in a row at step "
+                               f"{trainer.global_step}; the last checkpoint holds the last finite weights")
+        if cfg.export and trainer.is_global_zero:
+            network.save_pretrained(output_dir / "export", training=training_record(cfg, trainer, datamodule))
+            (output_dir / "export" / "decode.json").write_text(json.dumps(OmegaConf.to_container(cfg.solver),
+                                                                          indent=2))
+            tracking.record_export(output_dir / "export", loggers)  # W&B: the run's id; online: an artifact
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metrics.update(wall_seconds=time.time() - started, global_step=trainer.global_step,
                    trainable_parameters=network.num_trainable_parameters(), method=cfg.method.name,
                    class_names=list(datamodule.class_names), data=vars(datamodule.stats))
-    if cfg.export and trainer.is_global_zero:
-        network.save_pretrained(output_dir / "export")
-        (output_dir / "export" / "decode.json").write_text(json.dumps(OmegaConf.to_container(cfg.solver), indent=2))
     if trainer.is_global_zero:
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         log.info("done in %.0f s: %s", metrics["wall_seconds"], {k: metrics[k] for k in metrics if "loss" in k})
+        print(summary(metrics, output_dir / "export" if cfg.export else None, scoring_task()))
     return metrics
 
 
+def scoring_task() -> str:
+    """The task config named like the data config (data=arithmetic -> task=arithmetic), if there is one."""
+    from hydra.core.hydra_config import HydraConfig
+
+    data = HydraConfig.get().runtime.choices.get("data") if HydraConfig.initialized() else None
+    return data if data and (Path(config_dir()) / "task" / f"{data}.yaml").is_file() else "<task>"
+
+
+def summary(metrics: dict, export: Path | None, task: str = "<task>") -> str:
+    """What a user should look at when a run ends, and the command that scores its export."""
+    lines = [f"\ntrained {metrics['method']} for {metrics['global_step']} steps in {metrics['wall_seconds'] / 60:.1f} min"]
+    at = {float(k.removeprefix("val/loss_at_t")): v for k, v in metrics.items() if k.startswith("val/loss_at_t")}
+    if at:  # L2D: t = 0 is the frozen base; a path that reads x_t brings t = 1 far below it
+        lines.append("validation loss by t:  " + "   ".join(f"t={t:g} {at[t]:.3f}" for t in sorted(at)))
+        lines.append(f"  (t=0 is the frozen base model: {at[min(at)]:.3f}; at t=1 the path is given the answer: "
+                     f"{at[max(at)]:.3f})")
+    elif "val/loss" in metrics:
+        lines.append(f"validation loss {metrics['val/loss']:.3f}")
+    if export is not None:
+        levels = "solver.levels=1,2,4,8,16 " if at else ""
+        lines.append(f"score it:  python -m l2d.evaluate -m checkpoint={export} task={task} {levels}temperature=0")
+    return "\n".join(lines)
+
+
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
+@one_line
 def main(cfg: DictConfig) -> float | None:
     metrics = train(cfg)
     return metrics.get("val/loss")  # what a Hydra sweeper optimises

@@ -11,7 +11,8 @@ FAMILY_CONFIGS = {"llama": LlamaConfig, "qwen2": Qwen2Config, "mistral": Mistral
 
 
 def tiny_base(family: str = "llama", seed: int = 0, **overrides):
-    """A random tiny LM; initializer_range 0.2 lets its frozen head reach low losses (see FINDINGS)."""
+    """A random tiny LM; initializer_range 0.2 lets its frozen head reach low losses (a 0.02 head caps
+    cross-entropy near 4 whatever the diffusion path does)."""
     torch.manual_seed(seed)
     config = FAMILY_CONFIGS[family](**{**TINY, "initializer_range": 0.2, **overrides})
     return AutoModelForCausalLM.from_config(config).eval()

@@ -64,5 +64,5 @@ if [[ $stage == evaluate || $stage == all ]]; then
     evaluate "adaptive_$tag" $t checkpoint="$root/l2d_lora/export" solver=fehlberg2
     for w in 1.5 2.0; do evaluate "guidance_${tag}_$w" $t checkpoint="$root/l2d_lora/export" guidance=$w; done
   done
-  python -m l2d.report "$root" --out "$root/report"
+  python -m l2d.report inputs="$root" out="$root/report"
 fi

@@ -1,4 +1,5 @@
-"""Callbacks: training throughput, the trainable-parameter count, atomic checkpoint files."""
+"""Callbacks: training throughput, the trainable-parameter count, the W&B loss-by-t chart, atomic
+checkpoint files."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch import Callback
+from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 
@@ -43,6 +45,41 @@ class TrainableParameters(Callback):
         frozen = sum(p.numel() for p in module.parameters() if not p.requires_grad)
         for logger in trainer.loggers:
             logger.log_hyperparams({"params/trainable": trainable, "params/frozen": frozen})
+
+
+class LossByTChart(Callback):
+    """W&B: after each validation, the loss at fixed t over the same positions and noise and the size
+    of w_d(t) (the module's `val/loss_at_t*` and `val/w_d_at_t*`, not recomputed) as line plots against
+    t, one line per validation so far: the path learning to read x_t is one picture."""
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+        self.curves: dict[str, list[list[float]]] = {"loss": [], "w_d": []}
+
+    def on_validation_end(self, trainer, module) -> None:
+        loggers = [logger for logger in trainer.loggers if isinstance(logger, WandbLogger)]
+        timesteps = getattr(module, "val_timesteps", ())
+        names = {what: [f"val/{what}_at_t{t:g}" for t in timesteps] for what in self.curves}
+        logged = all(name in trainer.callback_metrics for group in names.values() for name in group)
+        if trainer.sanity_checking or not loggers or not timesteps or not logged:  # L2D runs with W&B only
+            return
+        import wandb
+
+        self.steps.append(trainer.global_step)
+        charts = {}
+        for what, curves in self.curves.items():
+            curves.append([float(trainer.callback_metrics[name]) for name in names[what]])
+            charts[f"val/{what}_vs_t"] = wandb.plot.line_series(
+                xs=list(timesteps), ys=curves, keys=[f"step {step}" for step in self.steps],
+                title=f"validation {'loss' if what == 'loss' else '|w_d(t)|'} at fixed t", xname="t")
+        for logger in loggers:
+            logger.log_metrics(charts, step=trainer.global_step)
+
+    def state_dict(self) -> dict:
+        return {"steps": self.steps, "curves": self.curves}  # a resumed run keeps the earlier lines
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.steps, self.curves = state_dict["steps"], state_dict["curves"]
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

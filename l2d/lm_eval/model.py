@@ -132,11 +132,11 @@ class L2DLM(LM):
                                    None if self.classes is None else [self.classes] * len(prompts),
                                    batch_size=self.batch_size, seed=self.seed, progress=not disable_tqdm,
                                    desc="l2d generate_until")
-            for i, (text, _, _) in zip(indexes, completions):
-                texts[i] = postprocess_generated_text(text, until, None)
+            for i, completion in zip(indexes, completions):
+                texts[i] = postprocess_generated_text(completion.text, until, None)
                 self.cache_hook.add_partial("generate_until", requests[i].args, texts[i])
             log.info("l2d: %d generations, mean NFE per token %.2f", len(indexes),
-                     sum(nfe for _, nfe, _ in completions) / len(completions))
+                     sum(c.nfe for c in completions) / len(completions))
         return texts
 
     def loglikelihood(self, requests, disable_tqdm: bool = False):

@@ -1,7 +1,7 @@
-"""Saving and restoring the diffusion path alone: safetensors weights plus a JSON config.
+"""Saving and restoring the diffusion path alone: safetensors weights, a JSON config and a model card.
 
-Nothing is unpickled on load. The JSON records the base model (its name and architecture), so a
-checkpoint is refused, with a clear message, on a base it was not made for.
+Nothing is unpickled on load. The JSON records the base model (its name, architecture and a sketch of
+its weights), so a checkpoint is refused, with a clear message, on a base it was not made for.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from l2d.model.card import CARD_FILE, TrainingRecord, l2d_card
 from l2d.model.config import L2DConfig
 
 WEIGHTS_FILE = "diffusion_path.safetensors"
@@ -22,10 +23,33 @@ CONFIG_FILE = "l2d_config.json"
 FORMAT = "l2d-diffusion-path"
 ARCHITECTURE_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads",
                      "num_key_value_heads", "intermediate_size", "vocab_size")
+PROBE_ROWS, PROBE_SIZE = 64, 32
+# bfloat16 rounding moves the sketch by ~0.1%; the same shape with other weights moves it by far more.
+PROBE_TOLERANCE = 0.02
 
 
 def base_architecture(base) -> dict:
     return {key: getattr(base.config, key, None) for key in ARCHITECTURE_KEYS}
+
+
+def base_probe(base) -> list[float] | None:
+    """A sketch of the base's weights: PROBE_ROWS input-embedding rows spread over the vocabulary,
+    projected on PROBE_SIZE fixed random directions. The same weights give the same sketch in any
+    dtype (up to rounding); another model of the same architecture gives another one. None when the
+    embeddings are not held whole in this process (sharded)."""
+    weight = base.get_input_embeddings().weight.detach()
+    if weight.dim() != 2 or not weight.numel() or type(weight) is not torch.Tensor or weight.is_meta:
+        return None
+    rows = torch.linspace(0, weight.shape[0] - 1, PROBE_ROWS).round().long().to(weight.device)
+    sample = weight[rows].float().cpu().flatten()
+    directions = torch.randn(PROBE_SIZE, sample.numel(), generator=torch.Generator().manual_seed(0))
+    return (directions @ sample / sample.numel() ** 0.5).tolist()
+
+
+def probe_distance(recorded: list[float], given: list[float]) -> float:
+    """Relative distance of two sketches (0: the same weights)."""
+    a, b = torch.tensor(recorded), torch.tensor(given)
+    return float((a - b).norm() / a.norm().clamp_min(1e-12))
 
 
 def atomic_directory(directory: Path, write) -> None:
@@ -47,14 +71,17 @@ def atomic_directory(directory: Path, write) -> None:
             shutil.rmtree(staging)
 
 
-def save_diffusion_path(model, directory) -> None:
+def save_diffusion_path(model, directory, training: TrainingRecord | None = None) -> None:
+    """The weights, the JSON config and the model card (README.md; `training`: what the run did)."""
     tensors = {name: p.detach().contiguous().cpu() for name, p in model.trainable_named_parameters()}
     meta = {"format": FORMAT, "version": 1, "config": model.config.to_dict(),
-            "base_architecture": base_architecture(model.base)}
+            "base_architecture": base_architecture(model.base), "base_probe": base_probe(model.base)}
+    card = l2d_card(model.config, model.num_trainable_parameters(), WEIGHTS_FILE, CONFIG_FILE, training)
 
     def write(staging: Path) -> None:
         save_file(tensors, str(staging / WEIGHTS_FILE), metadata={"format": FORMAT})
         (staging / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        (staging / CARD_FILE).write_text(card, encoding="utf-8")
 
     atomic_directory(Path(directory), write)
 
@@ -84,6 +111,14 @@ def check_base(meta: dict, base, directory) -> None:
         differing = {k: (recorded.get(k), actual.get(k)) for k in ARCHITECTURE_KEYS if recorded.get(k) != actual.get(k)}
         raise ValueError(f"checkpoint {directory} was made for base model {meta['config'].get('base_model')!r}; "
                          f"the given base differs in (checkpoint, given): {differing}")
+    recorded_probe, given_probe = meta.get("base_probe"), base_probe(base)  # absent in older checkpoints
+    if recorded_probe is not None and given_probe is not None:
+        distance = probe_distance(recorded_probe, given_probe)
+        if distance > PROBE_TOLERANCE:
+            raise ValueError(f"checkpoint {directory} was made for base model {meta['config'].get('base_model')!r}; "
+                             f"the given base has its architecture but other weights (embedding sketch "
+                             f"{distance:.0%} away, at most {PROBE_TOLERANCE:.0%} allowed). Load the recorded "
+                             f"base, or a copy of it")
 
 
 def load_trainable_state(model, state: dict, source) -> None:

@@ -1,4 +1,4 @@
-"""L2DConfig: the hyper-parameters of the diffusion path (DESIGN.md §1)."""
+"""L2DConfig: the hyper-parameters of the diffusion path (the paper's §2–3)."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ The cache layout and rotary helpers are the single place a transformers upgrade 
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, replace
 
 import torch
@@ -60,6 +61,12 @@ def get(module: nn.Module, path: str) -> nn.Module:
     for name in path.split("."):
         module = getattr(module, name)
     return module
+
+
+def cache_keyword(decoder: nn.Module) -> str:
+    """The decoder's KV-cache argument: `cache` in current transformers, `past_key_values` before it
+    (deprecated since the rename, removed in 5.40)."""
+    return "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
 
 
 def layer_kv(cache, layer: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from peft import LoraConfig, get_peft_model
 from torch import nn
 
+from l2d.model.card import CARD_FILE, TrainingRecord, finetune_card
 from l2d.model.checkpoint import atomic_directory
 
 METHODS = ("lora", "full")
@@ -25,6 +26,7 @@ class Finetune(nn.Module):
         if lora_rank < 0:
             raise ValueError(f"lora_rank must be >= 0 (0 = full finetuning), got {lora_rank}")
         self.method = "lora" if lora_rank else "full"
+        self.lora_rank = lora_rank
         self.base_name = getattr(base.config, "l2d_name_or_path", None) or base.config._name_or_path
         self.finetuned = getattr(base.config, "l2d_finetuned", None)  # this run continues a finetuned model
         if lora_rank:
@@ -47,16 +49,20 @@ class Finetune(nn.Module):
         """The finetuned LM as a plain transformers model (LoRA merged into the weights)."""
         return self.model.merge_and_unload() if self.method == "lora" else self.model
 
-    def save_pretrained(self, directory) -> None:
-        """LoRA: the peft adapter; full: the whole model (transformers format). Written atomically."""
+    def save_pretrained(self, directory, training: TrainingRecord | None = None) -> None:
+        """LoRA: the peft adapter; full: the whole model (transformers format); with the record of the
+        method and base, and a model card (README.md; `training`: what the run did). Written atomically."""
         info = {"method": self.method, "base_model": self.base_name,
                 "trainable_parameters": self.num_trainable_parameters()}
         if self.finetuned:
             info["finetuned"] = self.finetuned
+        card = finetune_card(self.method, self.base_name, self.lora_rank, info["trainable_parameters"],
+                             self.finetuned, training)
 
         def write(staging: Path) -> None:
             self.model.save_pretrained(str(staging))
             (staging / FINETUNE_FILE).write_text(json.dumps(info, indent=2) + "\n")
+            (staging / CARD_FILE).write_text(card, encoding="utf-8")  # replaces peft's template card
 
         atomic_directory(Path(directory), write)
 

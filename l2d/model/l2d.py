@@ -194,9 +194,11 @@ class L2DModel(CausalLM):
         return t.expand(batch, length).gather(1, slots)
 
     # ---- persistence ---------------------------------------------------------------------------
-    def save_pretrained(self, directory) -> None:
-        """Write only the diffusion path (safetensors) and a JSON config naming the base model."""
-        save_diffusion_path(self, directory)
+    def save_pretrained(self, directory, training=None) -> None:
+        """Write only the diffusion path (safetensors), a JSON config naming the base model, and a model
+        card (README.md) in the Hugging Face hub's layout; `training` (l2d.model.card.TrainingRecord)
+        adds the run's data, steps and final losses to the card."""
+        save_diffusion_path(self, directory, training)
 
     @classmethod
     def from_pretrained(cls, directory, base: nn.Module | None = None, dtype=None) -> "L2DModel":

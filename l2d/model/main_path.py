@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from l2d.model.diffusion_path import MainPathContext
-from l2d.model.family import family_of, get, layer_kv, rotary_cos_sin
+from l2d.model.family import cache_keyword, family_of, get, layer_kv, rotary_cos_sin
 from l2d.model.generate import generate
 
 
@@ -18,6 +18,7 @@ class CausalLM(nn.Module):
         super().__init__()
         self.family = family_of(base)
         self.base = base.requires_grad_(False).eval()
+        self.cache_keyword = cache_keyword(get(base, self.family.decoder))
 
     num_classes = 0  # guidance classes; the plain LM has none
     default_levels = 1  # the plain LM is one diffusion level: its own logits
@@ -38,7 +39,8 @@ class CausalLM(nn.Module):
             lambda module, args: captured.append(args[0]))
         try:
             get(self.base, self.family.decoder)(input_ids=input_ids, attention_mask=attention_mask,
-                                                position_ids=position_ids, past_key_values=cache, use_cache=True)
+                                                position_ids=position_ids, use_cache=True,
+                                                **{self.cache_keyword: cache})
         finally:
             hook.remove()
         return captured[-1]

@@ -1,15 +1,16 @@
-"""python -m l2d.report <results files, run dirs or multirun dirs ...> [--out DIR]"""
+"""python -m l2d.report inputs=[results files, run dirs or multirun dirs, ...] [out=DIR] (Hydra, conf/report.yaml)"""
 
 from __future__ import annotations
 
-import argparse
-import logging
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
+import hydra
 from matplotlib.figure import Figure
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from l2d.config import config_dir
 from l2d.files import write_atomically
 from l2d.report import plots
 from l2d.report.inputs import NoInputs, Result, TrainingRun, collect
@@ -45,17 +46,21 @@ def build(paths: Sequence[Path], out: Path) -> list[Path]:
     return written
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m l2d.report", description=(
-        "Turn evaluation results (results.json of python -m l2d.evaluate) and training runs (metrics.csv) "
-        "into the paper's tables (report.md) and figures (PNG). Directories are searched recursively."))
-    parser.add_argument("paths", nargs="+", type=Path, help="results files, run dirs or multirun dirs")
-    parser.add_argument("--out", type=Path, default=Path("report"), help="output directory (default: ./report)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+def run(cfg: DictConfig) -> list[Path]:
+    """Build the report `cfg` asks for and print what was written; bad inputs end the run with one line."""
+    if OmegaConf.is_missing(cfg, "inputs"):
+        raise SystemExit("python -m l2d.report: error: name what to read, e.g. "
+                         "inputs=[experiments/runs,experiments/multiruns] (results files, run dirs or multirun dirs)")
+    inputs = cfg.inputs if isinstance(cfg.inputs, ListConfig) else [cfg.inputs]
     try:
-        written = build(args.paths, args.out)
+        written = build([Path(str(path)) for path in inputs], Path(cfg.out))
     except (FileNotFoundError, NoInputs) as error:
-        parser.error(str(error))
+        raise SystemExit(f"python -m l2d.report: error: {error}") from None
     for path in written:
         print(f"wrote {path}")
+    return written
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="report")
+def main(cfg: DictConfig) -> None:
+    run(cfg)

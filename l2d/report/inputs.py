@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
+from yaml import YAMLError
 
 from l2d.diffusion.solver import ADAPTIVE
 from l2d.tasks.registry import TASKS
@@ -35,6 +36,11 @@ class Result:
     decoding: dict[str, Any]
     summary: dict[str, Any]
     command: str
+    started: float | None = None  # W&B runs: when the run began (results files: their modification time)
+
+    @property
+    def time(self) -> float:
+        return self.started if self.started is not None else self.path.stat().st_mtime
 
     @property
     def score(self) -> float:
@@ -118,6 +124,8 @@ def read_result(path: Path) -> Result:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise NotUsable(f"not valid JSON ({error})") from error
+    except OSError as error:
+        raise NotUsable(f"unreadable ({error.strerror})") from error
     return parse_result(path, data)
 
 
@@ -137,13 +145,20 @@ def read_run(directory: Path) -> TrainingRun:
         columns = read_columns(directory / METRICS_CSV)
     except (ValueError, csv.Error) as error:
         raise NotUsable(f"{METRICS_CSV} is not numeric CSV ({error})") from error
+    except OSError as error:
+        raise NotUsable(f"{METRICS_CSV} is unreadable ({error.strerror})") from error
     metrics_file, config_file = directory / METRICS_JSON, directory / ".hydra" / "config.yaml"
-    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-    method = metrics.get("method")
-    if method is None and config_file.is_file():  # a run still in progress has no metrics.json yet
-        method = OmegaConf.select(OmegaConf.load(config_file), "method.name")
     overrides_file = directory / ".hydra" / "overrides.yaml"
-    overrides = [str(o) for o in OmegaConf.load(overrides_file)] if overrides_file.is_file() else []
+    try:
+        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+        if not isinstance(metrics, dict):
+            raise ValueError("not a JSON object")
+        method = metrics.get("method")
+        if method is None and config_file.is_file():  # a run still in progress has no metrics.json yet
+            method = OmegaConf.select(OmegaConf.load(config_file), "method.name")
+        overrides = [str(o) for o in OmegaConf.load(overrides_file)] if overrides_file.is_file() else []
+    except (ValueError, OSError, YAMLError) as error:  # the run's metrics.json or .hydra files are damaged
+        raise NotUsable(f"its {METRICS_JSON} or .hydra/ files are damaged ({str(error).splitlines()[0]})") from error
     return TrainingRun(path=directory, method=method or "run", overrides=overrides,
                        trainable_parameters=metrics.get("trainable_parameters"),
                        wall_seconds=metrics.get("wall_seconds"), columns=columns)
@@ -160,11 +175,26 @@ def candidate_files(paths: Iterable[Path]) -> list[Path]:
     return list(found)
 
 
-def collect(paths: Sequence[Path]) -> tuple[list[Result], list[TrainingRun]]:
-    """Every usable result and training run under `paths`; unusable files are skipped with a warning."""
+def collect(paths: Sequence[Path | str]) -> tuple[list[Result], list[TrainingRun]]:
+    """Every usable result and training run under `paths` (files and directories, W&B offline run
+    directories, or a W&B group `wandb:<entity>/<project>/<group>`); unusable files are skipped
+    with a warning."""
+    from l2d.report import wandb_runs
+
+    local = [Path(path) for path in paths if not wandb_runs.is_group(path)]
+    found = [run for path in paths if wandb_runs.is_group(path) for run in wandb_runs.group_runs(str(path))]
     results, runs = [], []
-    for file in candidate_files(paths):
+    for run in found + wandb_runs.offline_runs(local):
         try:
+            made = wandb_runs.as_input(run)
+        except NotUsable as reason:
+            log.warning("skipped W&B run %s: %s", run.path, reason)
+            continue
+        (results if isinstance(made, Result) else runs).append(made)
+    for file in candidate_files(local):
+        try:
+            if file.name == METRICS_CSV and (file.parent / RESULTS_FILE).is_file():
+                continue  # an evaluation's own logger row; its results.json is the record
             if file.name in (METRICS_CSV, METRICS_JSON) and (file.parent / METRICS_CSV).is_file():
                 runs.append(read_run(file.parent))
             elif file.suffix == ".json":

@@ -146,7 +146,7 @@ def task_columns(results: Iterable[Result]) -> dict[str, list[str]]:
 def newest_per_row_and_task(results: Iterable[Result]) -> list[Result]:
     """One result per (row, task): a rerun replaces the older file, with a warning naming both."""
     chosen: dict[tuple[RowKey, str], Result] = {}
-    for result in sorted(results, key=lambda r: r.path.stat().st_mtime):
+    for result in sorted(results, key=lambda r: r.time):
         slot = (row_key(result), result.task)
         if slot in chosen:
             log.warning("%s and %s are the same model, decoding and task: using the newer %s",

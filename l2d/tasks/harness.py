@@ -7,8 +7,9 @@ batch draws from its own generator seeded by (seed, batch index), so a run is re
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from tqdm import tqdm
@@ -31,6 +32,13 @@ class Decoding:
     max_new_tokens: int | None = None  # None: the task's own
     samples: int = 1
     token_search: dict[str, Any] | None = None
+
+
+class Completion(NamedTuple):
+    text: str
+    nfe: float  # mean evaluations per emitted token
+    cut: bool  # never stopped: cut at max_new_tokens
+    tokens: int  # emitted tokens, the stop token included
 
 
 def stop_ids(model, tokenizer) -> list[int]:
@@ -70,15 +78,15 @@ def left_pad(prompts: list[list[int]], pad_id: int, device) -> tuple[torch.Tenso
 
 def complete(model, tokenizer, prompts: list[list[int]], decoding: Decoding, max_new_tokens: int,
              classes: list[int] | None = None, batch_size: int = 16, seed: int = 0, progress: bool = True,
-             desc: str = "generate") -> list[tuple[str, float, bool]]:
-    """Decode token-id prompts through `generate` (or token search); one (text, mean NFE per token,
-    cut at max_new_tokens) per prompt, in prompt order. Longest prompts first, so batches hold
-    similar lengths; batch k draws from a generator seeded by (seed, k); text ends at the first stop
-    token. `classes`: one guidance class per prompt, for models trained with classes."""
+             desc: str = "generate") -> list[Completion]:
+    """Decode token-id prompts through `generate` (or token search); one Completion per prompt, in
+    prompt order. Longest prompts first, so batches hold similar lengths; batch k draws from a
+    generator seeded by (seed, k); text ends at the first stop token. `classes`: one guidance class
+    per prompt, for models trained with classes."""
     stops = stop_ids(model, tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
     order = sorted(range(len(prompts)), key=lambda k: (-len(prompts[k]), k))
-    completions: list[tuple[str, float, bool]] = [("", 0.0, False)] * len(prompts)
+    completions: list[Completion] = [Completion("", 0.0, False, 0)] * len(prompts)
     batches = range(0, len(order), batch_size)
     for number, start in enumerate(tqdm(batches, desc=desc, disable=not progress)):
         batch = order[start:start + batch_size]
@@ -98,7 +106,8 @@ def complete(model, tokenizer, prompts: list[list[int]], decoding: Decoding, max
             stop = next((i for i, token in enumerate(new) if token in stops), None)
             produced = len(new) if stop is None else stop + 1
             nfe = stats.nfe_per_token[row, :produced].float().mean().item()
-            completions[k] = (tokenizer.decode(new[:produced], skip_special_tokens=True), nfe, stop is None)
+            completions[k] = Completion(tokenizer.decode(new[:produced], skip_special_tokens=True), nfe,
+                                        stop is None, produced)
     return completions
 
 
@@ -113,25 +122,28 @@ def run_task(model, tokenizer, task: Task, decoding: Decoding, batch_size: int =
     prompts = encode_prompts(tokenizer, problems, task.messages)
     samples = decoding.samples
     # One job per (problem, sample): job i * samples + s.
+    started = time.perf_counter()
     flat = complete(model, tokenizer, [prompts[i] for i in range(len(problems)) for _ in range(samples)], decoding,
                     decoding.max_new_tokens or task.max_new_tokens,
                     None if classes is None else [c for c in classes for _ in range(samples)],
                     batch_size=batch_size, seed=seed, progress=progress, desc=task.name)
+    decoding_seconds = time.perf_counter() - started
     completions = {(i, s): flat[i * samples + s] for i in range(len(problems)) for s in range(samples)}
 
-    generations = [[completions[(i, s)][0] for s in range(samples)] for i in range(len(problems))]
+    generations = [[completions[(i, s)].text for s in range(samples)] for i in range(len(problems))]
     results = task.score_all(problems, generations)
     records = []
     for i, (problem, result) in enumerate(zip(problems, results)):
         per_sample = [completions[(i, s)] for s in range(samples)]
         records.append({"id": problem["id"], "question": problem["question"], "generations": generations[i],
                         **{k: v for k, v in result.items() if k != "statuses"},
-                        "nfe": sum(nfe for _, nfe, _ in per_sample) / len(per_sample),
-                        "cut_at_max_new_tokens": [cut for _, _, cut in per_sample],
+                        "nfe": sum(c.nfe for c in per_sample) / len(per_sample),
+                        "cut_at_max_new_tokens": [c.cut for c in per_sample],
                         "guidance_class": problem.get("guidance")})
     summary = summarize(results, task.metric, task.ks)
     summary["mean_nfe"] = sum(r["nfe"] for r in records) / len(records)
     summary["n_cut_at_max_new_tokens"] = sum(any(r["cut_at_max_new_tokens"]) for r in records)
+    summary["tokens_per_s"] = sum(c.tokens for c in flat) / decoding_seconds  # emitted tokens, all samples
     log.info("%s: %s", task.name, {k: summary[k] for k in ("score", "n", "n_unextracted", "mean_nfe")})
     return records, summary
 

@@ -8,10 +8,17 @@ import sys
 
 import pytest
 
-from l2d.report import main
+from l2d.report import run
+from tests.compose import compose_config
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PLOTS = ["accuracy_vs_nfe.png", "loss_vs_t.png", "nfe_per_task.png", "accuracy_vs_guidance.png"]
+
+
+def main(*inputs, out=None):
+    """The entry point's config composed from the same overrides as its command line, then run."""
+    overrides = [f"inputs=[{','.join(map(str, inputs))}]"] + ([] if out is None else [f"out={out}"])
+    return run(compose_config("report", overrides))
 
 
 @pytest.fixture
@@ -29,7 +36,7 @@ def everything(tmp_path, write_result, training_run):
 
 def test_writes_the_report_and_every_plot_with_data(tmp_path, everything, capsys):
     out = tmp_path / "out"
-    main([*map(str, everything), "--out", str(out)])
+    main(*everything, out=out)
     assert sorted(p.name for p in out.iterdir()) == sorted(["report.md", *PLOTS])  # no temporary files left
     for name in PLOTS:
         data = (out / name).read_bytes()
@@ -41,16 +48,15 @@ def test_writes_the_report_and_every_plot_with_data(tmp_path, everything, capsys
 def test_plots_without_data_are_not_written(tmp_path, write_result):
     write_result("base", "gsm8k", "base", 0.1)
     out = tmp_path / "out"
-    main([str(tmp_path / "evals"), "--out", str(out)])
+    main(tmp_path / "evals", out=out)
     assert [p.name for p in out.iterdir()] == ["report.md"]
 
 
-def test_missing_path_is_an_error_naming_it(tmp_path, capsys):
+def test_missing_path_is_an_error_naming_it(tmp_path):
     missing = tmp_path / "no_such_run"
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(missing)])
-    assert exit_info.value.code != 0
-    assert f"{missing}: no such file or directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # the message is what the interpreter prints on exit, status 1
+        main(missing)
+    assert exit_info.value.code == f"python -m l2d.report: error: {missing}: no such file or directory"
 
 
 def test_json_that_is_not_a_results_file_is_skipped_with_a_warning(tmp_path, write_result, caplog):
@@ -61,22 +67,34 @@ def test_json_that_is_not_a_results_file_is_skipped_with_a_warning(tmp_path, wri
     broken.parent.mkdir()
     broken.write_text("{not json")
     out = tmp_path / "out"
-    main([str(tmp_path / "evals"), str(stray), "--out", str(out)])
+    main(tmp_path / "evals", stray, out=out)
     assert f"skipped {stray}: no task, model, decoding, summary" in caplog.text
     assert f"skipped {broken}: not valid JSON" in caplog.text
     assert "| smollm2-135m | 10.00" in (out / "report.md").read_text()
 
 
-def test_nothing_usable_is_an_error(tmp_path, capsys):
+def test_nothing_usable_is_an_error(tmp_path):
     stray = tmp_path / "config.json"
     stray.write_text("[1, 2]")
-    with pytest.raises(SystemExit):
-        main([str(stray), str(tmp_path), "--out", str(tmp_path / "out")])
-    assert f"no results or training runs found under {stray}, {tmp_path}" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(stray, tmp_path, out=tmp_path / "out")
+    assert f"no results or training runs found under {stray}, {tmp_path}" in exit_info.value.code
     assert not (tmp_path / "out").exists()
 
 
-def test_runs_as_a_module(tmp_path, training_run):
-    done = subprocess.run([sys.executable, "-m", "l2d.report", str(training_run), "--out", str(tmp_path / "out")],
-                          capture_output=True, text=True, check=True)
-    assert f"wrote {tmp_path / 'out' / 'loss_vs_t.png'}" in done.stdout
+def test_runs_as_a_module_writing_only_its_output(tmp_path, training_run):
+    work = tmp_path / "work"
+    work.mkdir()
+    done = subprocess.run([sys.executable, "-m", "l2d.report", f"inputs={training_run}", "out=report"],
+                          cwd=work, capture_output=True, text=True, check=True)
+    assert "wrote report/loss_vs_t.png" in done.stdout
+    assert [p.name for p in work.iterdir()] == ["report"]  # no run directory, .hydra/ or log file
+
+
+def test_module_errors_are_one_line(tmp_path):
+    missing = subprocess.run([sys.executable, "-m", "l2d.report", f"inputs=[{tmp_path / 'none'}]"], cwd=tmp_path,
+                             capture_output=True, text=True)
+    assert missing.returncode != 0 and "Traceback" not in missing.stderr
+    assert missing.stderr.strip() == f"python -m l2d.report: error: {tmp_path / 'none'}: no such file or directory"
+    unnamed = subprocess.run([sys.executable, "-m", "l2d.report"], cwd=tmp_path, capture_output=True, text=True)
+    assert unnamed.returncode != 0 and "inputs=[experiments/runs,experiments/multiruns]" in unnamed.stderr

@@ -21,9 +21,13 @@ def test_each_method_trains_exports_and_logs(method, tiny_train, tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text())["method"] == method
     names = columns(tmp_path / "metrics.csv")
     assert {"train/loss", "train/grad_norm", "train/tokens_per_s", "lr-AdamW", "val/loss"} <= names
+    card = (tmp_path / "export" / "README.md").read_text()  # the model card records the run
+    assert card.startswith("---\n") and "| optimizer steps | 10 |" in card and "`ReasoningGymSource`" in card
+    assert f"validation {metrics['val/loss']:.4f}" in card
     if method.startswith("l2d"):
         assert sum(c.startswith("train/loss_t_bin") for c in names) >= 5  # t-bins are logged
         assert {"val/loss_at_t0", "val/loss_at_t1", "val/w_d_at_t1"} <= names
+        assert f"| loss | {metrics['val/loss_at_t0']:.4f} |" in card  # the first t of the card's loss-by-t row
         restored = L2DModel.from_pretrained(tmp_path / "export")  # base rebuilt from its recorded name
         assert restored.config.full_path == (method == "l2d_full")
     else:

@@ -79,6 +79,22 @@ class TrainingRun:
     def has_loss_per_bin(self) -> bool:
         return bool(self.loss_per_bin("train") or self.loss_per_bin("val"))
 
+    @property
+    def is_l2d(self) -> bool:
+        return self.method.startswith("l2d")
+
+    def loss_at_t(self) -> dict[float, float]:
+        """The last validation loss at each fixed t (`val/loss_at_t<t>`, the same positions and noise at
+        every validation); empty when not logged (plain LMs, older runs)."""
+        found = {float(match[1]): values[-1] for name, values in self.columns.items()
+                 if values and (match := re.fullmatch(r"val/loss_at_t([0-9.]+)", name))}
+        return dict(sorted(found.items()))
+
+    def final_val_loss(self) -> float | None:
+        """The last validation loss: for a plain LM, teacher-forced next-token loss on the answer positions."""
+        values = self.columns.get("val/loss")
+        return values[-1] if values else None
+
     def loss_per_bin(self, split: str) -> list[float]:
         """Mean of the last values of `<split>/loss_t_bin<i>` for each bin i; empty when not logged."""
         bins = sorted(int(found[1]) for name in self.columns

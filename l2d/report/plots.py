@@ -114,6 +114,32 @@ def nfe_per_task(found: Curves) -> Figure:
 
 
 def loss_vs_t(runs: Sequence[TrainingRun]) -> Figure:
+    """The validation loss at fixed t when the runs logged it (one line per L2D run, the plain LMs'
+    teacher-forced validation loss as dashed reference lines), else the loss per t-bin."""
+    if any(run.loss_at_t() for run in runs):
+        return loss_at_fixed_t(runs)
+    return loss_per_bin(runs)
+
+
+def loss_at_fixed_t(runs: Sequence[TrainingRun]) -> Figure:
+    labels = run_labels(runs)
+    colour = colours(list(labels.values()))
+    figure, ax = plt.subplots(figsize=(7.0, 5.0), layout="constrained")
+    for run in runs:
+        if losses := run.loss_at_t():
+            ax.plot(list(losses), list(losses.values()), "o-", color=colour[labels[run]], label=labels[run])
+        elif not run.is_l2d and (loss := run.final_val_loss()) is not None:
+            ax.axhline(loss, linestyle="--", color=colour[labels[run]], label=f"{labels[run]} (next-token)")
+    ax.set_xlabel("diffusion time t (t = 0: the frozen base alone; t = 1: the path sees the answer)")
+    ax.set_ylabel("validation cross-entropy (end of training)")
+    ax.set_title("Validation loss at fixed t, every validation position")
+    ax.set_xlim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    legend_below(figure, *ax.get_legend_handles_labels())
+    return figure
+
+
+def loss_per_bin(runs: Sequence[TrainingRun]) -> Figure:
     """Training (solid) and validation (dashed) loss per t-bin, one colour per run."""
     labels = run_labels(runs)
     colour = colours(list(labels.values()))

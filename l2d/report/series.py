@@ -40,8 +40,8 @@ def nfe_curves(results: Sequence[Result]) -> Curves:
 
 
 def base_scores(results: Sequence[Result]) -> Curves:
-    """The base models' scores: Figure 1's horizontal reference lines."""
-    found = curves([r for r in results if r.model["method"] == "base"], None, lambda r: r.nfe)
+    """The plain LMs' scores (the base, LoRA and full finetuning): Figure 1's horizontal reference lines."""
+    found = curves([r for r in results if not r.is_l2d], None, lambda r: r.nfe)
     return {task: {f"{label} (no diffusion)": members for label, members in series.items()}
             for task, series in found.items()}
 

@@ -154,6 +154,19 @@ def loss_table(runs: Sequence[TrainingRun]) -> str:
             "of the values logged (the end of training).\n\n" + markdown_table(["Run", "Split", *centres], rows))
 
 
+def loss_at_t_table(runs: Sequence[TrainingRun]) -> str:
+    labels = run_labels(runs)
+    times = sorted({t for run in runs for t in run.loss_at_t()})
+    rows = [[labels[run], *(f"{run.loss_at_t()[t]:.3f}" if t in run.loss_at_t() else "-" for t in times)]
+            for run in runs if run.loss_at_t()]
+    rows += [[f"{labels[run]} (next-token)", *[f"{loss:.3f}"] * len(times)]
+             for run in runs if not run.is_l2d and (loss := run.final_val_loss()) is not None]
+    return ("## Validation loss at fixed t\n\nThe last validation: cross-entropy on every validation answer "
+            "position at each t (the same noise each time); t = 0 is the frozen base alone. Plain LMs: their "
+            "teacher-forced loss on the same positions, at every t.\n\n"
+            + markdown_table(["Run", *(f"t = {t:g}" for t in times)], rows))
+
+
 def inputs_section(results: Sequence[Result], runs: Sequence[TrainingRun]) -> str:
     parts = ["## Inputs"]
     if results:
@@ -180,6 +193,8 @@ def report(results: Sequence[Result], runs: Sequence[TrainingRun]) -> str:
         sections.append(adaptive_table(found))
     if found := guidance_curves(results):
         sections.append(guidance_table(found))
+    if any(run.loss_at_t() for run in runs):
+        sections.append(loss_at_t_table(runs))
     if any(run.has_loss_per_bin for run in runs):
         sections.append(loss_table(runs))
     sections.append(inputs_section(results, runs))

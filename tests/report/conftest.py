@@ -62,7 +62,7 @@ def bin_losses(step: int, split: str, offset: float = 0.0) -> list[float]:
     return [6.0 - 0.5 * i - 0.01 * step + (0.2 if split == "val" else 0.0) + offset for i in range(10)]
 
 
-def write_run(run: Path, overrides: list[str], offset: float = 0.0, steps: int = 10) -> Path:
+def write_run(run: Path, overrides: list[str], offset: float = 0.0, steps: int = 10, method: str = "l2d_lora") -> Path:
     """A CSVLogger metrics.csv with sparse rows (lr, train and val rows apart), metrics.json, .hydra."""
     (run / ".hydra").mkdir(parents=True)
     train_bins = [f"train/loss_t_bin{i}" for i in range(10)]
@@ -74,14 +74,16 @@ def write_run(run: Path, overrides: list[str], offset: float = 0.0, steps: int =
         rows.append({"lr-AdamW": 1e-4, "step": step})
         rows.append({"epoch": 0, "step": step, "train/loss": 5.0 - 0.01 * step,
                      **dict(zip(train_bins, bin_losses(step, "train", offset)))})
-        if step % 5 == 4:
-            rows.append({"epoch": 0, "step": step, "val/loss": 5.5, "val/loss_at_t0": 6.2, "val/loss_at_t1": 3.1,
-                         **dict(zip(val_bins, bin_losses(step, "val", offset)))})
+        if step % 5 == 4 and method.startswith("l2d"):  # the last validation: 6.2 at t=0, 3.1 at t=1
+            rows.append({"epoch": 0, "step": step, "val/loss": 5.5, "val/loss_at_t0": 6.2 + (steps - 1 - step) / 10,
+                         "val/loss_at_t1": 3.1 + (steps - 1 - step) / 10, **dict(zip(val_bins, bin_losses(step, "val", offset)))})
+        elif step % 5 == 4:
+            rows.append({"epoch": 0, "step": step, "val/loss": 2.5 + (steps - 1 - step) / 10})  # the last: 2.5
     with (run / "metrics.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=header)
         writer.writeheader()
         writer.writerows(rows)
-    (run / "metrics.json").write_text(json.dumps({"method": "l2d_lora", "trainable_parameters": 73_400_320,
+    (run / "metrics.json").write_text(json.dumps({"method": method, "trainable_parameters": 73_400_320,
                                                   "wall_seconds": 5400.0, "train/loss": 4.91}))
     (run / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
     return run

@@ -166,3 +166,24 @@ def test_runs_of_a_sweep_are_named_by_the_overrides_they_differ_in(tmp_path):
     rows = section_table(render(tmp_path, tmp_path / "multirun"), "Loss per diffusion time")
     assert [r["Run"] for r in rows] == ["l2d_lora sigma=32", "l2d_lora sigma=32", "l2d_lora sigma=64",
                                         "l2d_lora sigma=64"]
+
+
+def test_loss_at_fixed_t_takes_the_last_validation_with_plain_lms_as_reference(tmp_path):
+    write_run(tmp_path / "runs" / "l2d", ["sigma=64"])
+    write_run(tmp_path / "runs" / "lora", ["method=lora"], method="lora")
+    text = render(tmp_path, tmp_path / "runs")
+    rows = {row["Run"]: row for row in section_table(text, "Validation loss at fixed t")}
+    assert len(rows) == 2
+    [l2d] = [row for name, row in rows.items() if name.startswith("l2d_lora")]
+    [lora] = [row for name, row in rows.items() if name.endswith("(next-token)")]
+    assert (l2d["t = 0"], l2d["t = 1"]) == ("6.200", "3.100")  # the last validation, not the first
+    assert lora["t = 0"] == lora["t = 1"] == "2.500"  # LoRA's teacher-forced loss, the same at every t
+    assert (tmp_path / "report" / "loss_vs_t.png").stat().st_size > 0
+
+
+def test_finetuned_lms_are_reference_lines_of_the_nfe_curves(tmp_path, write_result):
+    write_result("lora", "gsm8k", "lora", 0.40)
+    for levels, score in {2: 0.20, 8: 0.30}.items():
+        write_result(f"levels{levels}", "gsm8k", "l2d_lora", score, levels=levels)
+    rows = section_table(render(tmp_path, tmp_path / "evals"), "Score against NFE")
+    assert (rows[0]["Model"], rows[0]["NFE"], rows[0]["Score %"].split()[0]) == ("LoRA (no diffusion)", "1", "40.00")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import textwrap
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -116,7 +117,8 @@ def heatmap(traces: list[TokenTrace], title: str):
     for column, token_trace in enumerate(traces):
         for row, evaluation in enumerate(token_trace.evaluations):
             grid[row, column] = evaluation.p_emitted
-    figure, ax = plt.subplots(figsize=(min(40, 2 + 0.55 * len(traces)), min(30, 2 + 0.32 * depth)))
+    # At least wide enough for the title and the axis label of a short answer.
+    figure, ax = plt.subplots(figsize=(min(40, max(7.0, 2 + 0.55 * len(traces))), min(30, 2.5 + 0.32 * depth)))
     image = ax.imshow(grid.numpy(), aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
     figure.colorbar(image, ax=ax, label="probability of the emitted token", fraction=0.03, pad=0.01)
     if grid.numel() <= CELL_TEXT_LIMIT:
@@ -137,8 +139,8 @@ def heatmap(traces: list[TokenTrace], title: str):
     ax.set_ylabel("solver evaluation (t from 0 down to its end)")
     ax.set_xticks(range(len(traces)))
     ax.set_xticklabels([repr(tr.token)[1:-1] for tr in traces], rotation=90, fontsize=7)
-    ax.set_xlabel("generated token (red box: the evaluation from which it is the most likely token to the end)")
-    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("generated token\n(red box: the evaluation from which it is the most likely token to the end)")
+    ax.set_title("\n".join(textwrap.wrap(title, 90)), fontsize=9)
     figure.tight_layout()
     return figure
 

@@ -41,7 +41,9 @@ def error_bars(results: Sequence[Result]) -> list[list[float]] | None:
     """Below/above each score, in percentage points; None when a result has no interval."""
     if any(r.interval is None for r in results):
         return None
-    return [[100 * (r.score - r.interval[0]) for r in results], [100 * (r.interval[1] - r.score) for r in results]]
+    # Clamped at 0: results files written before wilson_interval held its p carry bounds 1e-19 past it.
+    return [[100 * max(0.0, r.score - r.interval[0]) for r in results],
+            [100 * max(0.0, r.interval[1] - r.score) for r in results]]
 
 
 def legend_below(figure: Figure, handles: Sequence, labels: Sequence[str]) -> None:
@@ -55,9 +57,11 @@ def per_task_figure(found: Curves, x: Callable[[Result], float], x_label: str, t
                     references: Curves | None = None, log2_x: bool = False) -> Figure:
     """One subplot per task, one line per series (with 95% error bars), references as dashed lines."""
     references = references or {}
-    colour = colours(series_labels(found) + series_labels(references))
+    labels = series_labels(found) + series_labels(references)
+    colour = colours(labels)
     rows, columns = math.ceil(len(found) / COLUMNS), min(COLUMNS, len(found))
-    figure, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.4 * rows + 1.0), squeeze=False,
+    width = max(4.6 * columns, INCHES_PER_CHARACTER * max(map(len, labels)) + 1.0)  # the legend fits
+    figure, axes = plt.subplots(rows, columns, figsize=(width, 3.4 * rows + 1.0), squeeze=False,
                                 layout="constrained")
     for ax, (task, series) in zip(axes.flat, found.items()):
         for label, members in series.items():

@@ -17,7 +17,8 @@ def wilson_interval(successes: float, n: int, z: float = Z_95) -> tuple[float, f
     denominator = 1 + z * z / n
     center = (p + z * z / (2 * n)) / denominator
     half_width = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, center - half_width), min(1.0, center + half_width)
+    # The interval always holds p: at p = 0 (or 1) rounding would otherwise leave a bound 1e-19 inside it.
+    return min(p, max(0.0, center - half_width)), max(p, min(1.0, center + half_width))
 
 
 def summarize(results: Sequence[Mapping[str, Any]], metric: str = "accuracy", ks: Sequence[int] = ()) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -187,3 +188,14 @@ def test_finetuned_lms_are_reference_lines_of_the_nfe_curves(tmp_path, write_res
         write_result(f"levels{levels}", "gsm8k", "l2d_lora", score, levels=levels)
     rows = section_table(render(tmp_path, tmp_path / "evals"), "Score against NFE")
     assert (rows[0]["Model"], rows[0]["NFE"], rows[0]["Score %"].split()[0]) == ("LoRA (no diffusion)", "1", "40.00")
+
+
+def test_a_score_of_zero_plots_with_its_interval(tmp_path, write_result):
+    """0/500 at one level (e.g. levels 1, the base, before it knows the answer format), more at others."""
+    path = write_result("levels1", "gsm8k", "l2d_lora", 0.0, levels=1, n=500)
+    data = json.loads(path.read_text())
+    data["summary"]["ci95_low"] = 4.336808689942018e-19  # as wilson_interval once wrote it
+    path.write_text(json.dumps(data))
+    write_result("levels8", "gsm8k", "l2d_lora", 0.3, levels=8, n=500)
+    render(tmp_path, tmp_path / "evals")
+    assert (tmp_path / "report" / "accuracy_vs_nfe.png").stat().st_size > 0

@@ -39,3 +39,10 @@ def test_empty_and_unknown_metric():
     assert summarize([])["score"] == 0.0
     with pytest.raises(ValueError, match="metric"):
         summarize([accuracy_result(True)], metric="bleu")
+
+
+def test_wilson_interval_holds_the_proportion_at_the_ends():
+    assert wilson_interval(0, 500)[0] == 0.0 and wilson_interval(500, 500)[1] == 1.0  # not 4e-19 inside
+    for successes in range(0, 501, 25):
+        low, high = wilson_interval(successes, 500)
+        assert low <= successes / 500 <= high

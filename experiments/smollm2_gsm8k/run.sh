@@ -33,7 +33,7 @@ fi
 train() {  # name, overrides...
   local name=$1; shift
   [[ -f $root/$name/export/l2d_config.json || -f $root/$name/export/l2d_finetune.json ]] && return
-  python -m l2d.train "${data[@]}" trainer.max_epochs=$epochs seed=0 "$@" hydra.run.dir="$root/$name"
+  python -m l2d.train "~experiment" "${data[@]}" trainer.max_epochs=$epochs seed=0 "$@" hydra.run.dir="$root/$name"  # the bare, paper-like defaults
 }
 evaluate() {  # out name, overrides...
   local name=$1; shift

@@ -9,6 +9,7 @@ from omegaconf import open_dict
 
 from l2d import L2DModel
 from l2d.train import train
+from l2d.validation import InputError
 from tests.training.conftest import columns, logged
 
 
@@ -59,8 +60,8 @@ def test_resume_continues_at_the_same_step_with_the_same_next_loss(tiny_train, t
 
 def test_missing_data_file_is_named(tiny_train, tmp_path):
     cfg = tiny_train("data=jsonl", f"data.sources.0.path={tmp_path / 'nope.jsonl'}")
-    with pytest.raises(FileNotFoundError, match="nope.jsonl"):
-        train(cfg)
+    with pytest.raises(InputError, match=r"data.sources.0.path=.*nope.jsonl: no such file"):
+        train(cfg)  # refused by the config check, before the model loads
 
 
 def test_malformed_jsonl_names_file_and_line_or_is_skipped(tiny_train, tmp_path):

@@ -156,9 +156,10 @@ def loss_table(runs: Sequence[TrainingRun]) -> str:
 
 def loss_at_t_table(runs: Sequence[TrainingRun]) -> str:
     labels = run_labels(runs)
-    times = sorted({t for run in runs for t in run.loss_at_t()})
-    rows = [[labels[run], *(f"{run.loss_at_t()[t]:.3f}" if t in run.loss_at_t() else "-" for t in times)]
-            for run in runs if run.loss_at_t()]
+    losses = {run: run.loss_at_t() for run in runs}
+    times = sorted({t for found in losses.values() for t in found})
+    rows = [[labels[run], *(f"{found[t]:.3f}" if t in found else "-" for t in times)]
+            for run, found in losses.items() if found]
     rows += [[f"{labels[run]} (next-token)", *[f"{loss:.3f}"] * len(times)]
              for run in runs if not run.is_l2d and (loss := run.final_val_loss()) is not None]
     return ("## Validation loss at fixed t\n\nThe last validation: cross-entropy on every validation answer "

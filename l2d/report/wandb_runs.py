@@ -77,23 +77,26 @@ def records(path: Path) -> Iterator[Any]:
             yield record
 
 
+def parent(target: dict[str, Any], item: Any, create: bool) -> tuple[dict[str, Any], str]:
+    """The dict that holds an item's key (a key, or a nested key path) and that key."""
+    keys = list(item.nested_key) or [item.key]
+    node = target
+    for key in keys[:-1]:
+        node = node.setdefault(key, {}) if create else node.get(key, {})
+    return node, keys[-1]
+
+
 def apply(target: dict[str, Any], items: Iterable[Any]) -> None:
     """Config, summary and history items: a key (or a nested key path) and a JSON value."""
     for item in items:
-        keys = list(item.nested_key) or [item.key]
-        node = target
-        for key in keys[:-1]:
-            node = node.setdefault(key, {})
-        node[keys[-1]] = json.loads(item.value_json)
+        node, key = parent(target, item, create=True)
+        node[key] = json.loads(item.value_json)
 
 
 def remove(target: dict[str, Any], items: Iterable[Any]) -> None:
     for item in items:
-        keys = list(item.nested_key) or [item.key]
-        node = target
-        for key in keys[:-1]:
-            node = node.get(key, {})
-        node.pop(keys[-1], None)
+        node, key = parent(target, item, create=False)
+        node.pop(key, None)
 
 
 def offline_run(directory: Path) -> WandbRun:

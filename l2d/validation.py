@@ -25,6 +25,7 @@ from l2d.config import accumulation
 from l2d.data.invalid import InvalidRecordError
 from l2d.model.checkpoint import CONFIG_FILE
 from l2d.model.finetune import FINETUNE_FILE
+from l2d.model.l2d import GROUP_NAMES
 from l2d.model.loading import DTYPES
 from l2d.tasks.code import CodeTask
 from l2d.tasks.registry import TASKS
@@ -76,6 +77,7 @@ def check_train(cfg: DictConfig) -> None:
         diffusion_config(network.config)
     else:
         whole(cfg, "method.network.lora_rank", minimum=0)
+    lr_multipliers(cfg, "module.lr_multipliers", l2d="config" in network)
     existing_file(cfg, "ckpt_path", "a .ckpt file of an earlier run, e.g. its checkpoints/last.ckpt", archive=True)
     export_directory(cfg, "finetuned", (FINETUNE_FILE,), "a lora/full run's export/ directory")
     for i, source in enumerate(cfg.data.get("sources") or []):
@@ -148,6 +150,19 @@ def number(cfg: DictConfig, key: str, above: float | None = None, minimum: float
     if bad or (above is not None and value <= above) or (minimum is not None and value < minimum):
         bound = f" > {above}" if above is not None else f" >= {minimum}" if minimum is not None else ""
         raise InputError(f"{key} must be a number{bound}, got {value!r}")
+
+
+def lr_multipliers(cfg: DictConfig, key: str, l2d: bool) -> None:
+    """{group of the diffusion path: a number >= 0}; only an L2D method has such groups."""
+    value = OmegaConf.select(cfg, key, default=None) or {}
+    if not isinstance(value, Mapping):
+        raise InputError(f"{key} must be a mapping like {{w_d: 0.1}}, got {value!r}")
+    if value and not l2d:
+        raise InputError(f"{key} scales the diffusion path's parameter groups; method={cfg.method.name} has none")
+    for name in value:
+        if name not in GROUP_NAMES:
+            raise InputError(f"{key}.{name}: not a parameter group; allowed: {', '.join(GROUP_NAMES)}")
+        number(cfg, f"{key}.{name}", minimum=0)
 
 
 def _is_whole(value: Any) -> bool:

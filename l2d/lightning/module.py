@@ -31,7 +31,8 @@ def loss_by_t_bin(token_losses: torch.Tensor, timesteps: torch.Tensor, valid: to
 class TrainingModule(LightningModule):
     def __init__(self, network: torch.nn.Module, optimizer: Callable, scheduler: Callable | None = None,
                  t_bins: int = 10, max_nonfinite_steps: int = 3, seed: int = 0,
-                 val_timesteps: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)):
+                 val_timesteps: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0),
+                 lr_multipliers: dict[str, float] | None = None):
         super().__init__()
         self.network = network
         self.optimizer_factory = optimizer
@@ -46,6 +47,10 @@ class TrainingModule(LightningModule):
         self.skipped_steps = 0
         self.stopped_nonfinite = False
         self.is_l2d = isinstance(network, L2DModel)
+        self.lr_multipliers = dict(lr_multipliers or {})
+        if self.lr_multipliers and not self.is_l2d:
+            raise ValueError(f"lr_multipliers {self.lr_multipliers} scale the diffusion path's parameter groups; "
+                             f"{type(network).__name__} has none")
 
     # ---- steps -------------------------------------------------------------------------------------
     def forward(self, batch: dict, **overrides):
@@ -123,8 +128,24 @@ class TrainingModule(LightningModule):
             self.log(f"train/loss_t_bin{i}", sums[i] / counts[i], batch_size=int(counts[i]))
 
     # ---- optimisation -----------------------------------------------------------------------------
+    def parameter_groups(self) -> list:
+        """What the optimizer steps: every trainable parameter, or, with `lr_multipliers` ({group: m}), one
+        optimizer group per trainable group of the path at m times the peak learning rate (1 if unnamed)."""
+        if not self.lr_multipliers:
+            return [p for p in self.parameters() if p.requires_grad]
+        groups = self.network.trainable_groups()
+        unknown = sorted(set(self.lr_multipliers) - set(groups))
+        if unknown:
+            raise ValueError(f"lr_multipliers names {unknown}: not a trainable group of this path; "
+                             f"its groups are {sorted(groups)}")
+        peak = getattr(self.optimizer_factory, "keywords", {}).get("lr")
+        if peak is None:
+            raise ValueError("lr_multipliers scale the optimizer's lr: give the optimizer an explicit lr")
+        return [{"params": parameters, "lr": peak * self.lr_multipliers.get(name, 1.0), "name": name}
+                for name, parameters in groups.items()]
+
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
+        optimizer = self.optimizer_factory(params=self.parameter_groups())
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=self.trainer.estimated_stepping_batches)

@@ -26,6 +26,7 @@ IGNORE_INDEX = -100
 PARAMETER_GROUPS = (("w_d", "fusion."), ("modulation", ".modulation."), ("conditioning", "conditioning."),
                     ("translation", "translation."), ("vocabulary", "vocabulary."), ("lora_A", "lora_A"),
                     ("lora_B", "lora_B"))
+GROUP_NAMES = (*(group for group, _ in PARAMETER_GROUPS), "projections")
 
 
 @dataclass

@@ -61,6 +61,10 @@ TRAIN = [
     (["seed=abc"], "seed must be an integer, got 'abc'"),
     (["trainer.max_steps=-5"], "trainer.max_steps must be an integer >= -1, got -5"),
     (["method=lora", "lora_rank=-1"], "method.network.lora_rank must be an integer >= 0, got -1"),
+    (["module.lr_multipliers={{w_head:0.1}}"], "module.lr_multipliers.w_head: not a parameter group; allowed: w_d, "),
+    (["module.lr_multipliers={{w_d:-1}}"], "module.lr_multipliers.w_d must be a number >= 0, got -1"),
+    (["method=lora", "module.lr_multipliers={{w_d:0.1}}"], "module.lr_multipliers scales the diffusion path's "
+                                                         "parameter groups; method=lora has none"),
     (["ckpt_path={root}/nope.ckpt"], r"ckpt_path=.*/nope.ckpt: no such file \(give a .ckpt file of an earlier run"),
     (["ckpt_path={root}/damaged.ckpt"], "ckpt_path=.*/damaged.ckpt: not a checkpoint, or a damaged one"),
     (["finetuned={root}/empty_dir"], r"finetuned=.*/empty_dir: no l2d_finetune.json in it \(give a lora/full run"),

@@ -113,3 +113,25 @@ def test_other_loggers_run_offline_without_an_account(logger, tiny_train, tmp_pa
     metrics = train(tiny_train(f"logger={logger}", "trainer.max_steps=2"))
     assert metrics["global_step"] == 2
     assert (tmp_path / ("wandb" if logger == "wandb" else "tensorboard")).is_dir()
+
+
+def test_lr_multipliers_train_each_group_at_its_own_rate(tiny_train, monkeypatch):
+    """module.lr_multipliers={w_d: 0, conditioning: 0} holds w_d(t) at its start (the mirror start's open,
+    equal-channel weight) while every other group trains at the full rate; translation at 0.5x gets half of it."""
+    cfg = tiny_train("module.lr_multipliers={w_d:0,conditioning:0,translation:0.5}", "lr=1e-3")
+    groups = {}
+    original = torch.optim.AdamW.__init__
+
+    def capture(self, params, *args, **kwargs):
+        groups.update({group["name"]: (group["lr"], group["params"], [p.detach().clone() for p in group["params"]])
+                       for group in params})
+        original(self, params, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "__init__", capture)
+    train(cfg)
+    assert groups["translation"][0] == pytest.approx(5e-4) and groups["lora_B"][0] == 1e-3
+    assert groups["w_d"][0] == 0 and groups["conditioning"][0] == 0
+    moved = {name: any(not torch.equal(start, p) for start, p in zip(starts, live))
+             for name, (_, live, starts) in groups.items()}
+    assert not moved["w_d"] and not moved["conditioning"]
+    assert moved["translation"] and moved["lora_B"] and moved["modulation"]

@@ -4,9 +4,10 @@ Every solver evaluation along t gives diffusion logits, from which the path's es
 their top tokens show where x̂ points, and how that moves until the answer settles. The decoder is
 observed, not changed (`generate(observe=...)`): the tokens are those `python -m l2d.evaluate`
 would produce with the same options and seed. Writes, under the run directory, trajectory.txt (every
-evaluation of every token: t, the emitted token's probability, the top tokens), trajectory.png (a
-heatmap: generated tokens across, evaluations down, coloured by the emitted token's probability,
-each cell naming the most likely token) and trajectory.json (the same numbers).
+evaluation of every token: t, the emitted token's probability, the top tokens; and, per token, the
+listed token nearest to it in the diffusion vocabulary, with the t from which x_t can tell the two
+apart), trajectory.png (a heatmap: generated tokens across, evaluations down, coloured by the emitted
+token's probability, each cell naming the most likely token) and trajectory.json (the same numbers).
 """
 
 from __future__ import annotations
@@ -45,9 +46,22 @@ class Evaluation:
 
 
 @dataclass
+class Rival:
+    """The token, among those the path ranked in its top tokens, whose diffusion token V is closest to the
+    emitted one's: x_t = t V_y + (1 - t) x0 tells the two apart (their means 2 noise stds apart) only from
+    `readable_from` = 2σ / (distance + 2σ) on."""
+    token: str
+    token_id: int
+    distance: float
+    readable_from: float
+
+
+@dataclass
 class TokenTrace:
     token: str
+    token_id: int
     evaluations: list[Evaluation]
+    rival: Rival | None = None
 
     @property
     def settled_at(self) -> int | None:
@@ -85,14 +99,28 @@ def trace(model, tokenizer, prompt_ids: list[int], top_k: int = 5, class_label: 
     produced = [n for n in counts if n > 0]  # 0: after the row stopped, padding only
     if sum(produced) != len(observed):
         raise RuntimeError(f"observed {len(observed)} evaluations but the decoder counted {sum(produced)}")
+    table = model.diffusion_table()
     traces, start = [], 0
     for token, count in zip(new, produced):
+        window = observed[start:start + count]
         evaluations = [Evaluation(t, float(all_probs[token]),
                                   [(show(tokenizer, i), float(p)) for p, i in zip(*(v.tolist() for v in top))])
-                       for t, top, all_probs in observed[start:start + count]]
-        traces.append(TokenTrace(show(tokenizer, token), evaluations))
+                       for t, top, all_probs in window]
+        candidates = sorted({i for _, top, _ in window for i in top.indices.tolist()} - {token})
+        traces.append(TokenTrace(show(tokenizer, token), token, evaluations,
+                                 nearest_rival(table, token, candidates, model.config.sigma, tokenizer)))
         start += count
     return traces
+
+
+def nearest_rival(table: torch.Tensor, token: int, candidates: list[int], sigma: float, tokenizer) -> Rival | None:
+    """Of the candidates, the one whose diffusion token lies closest to the emitted token's (see Rival)."""
+    if not candidates:
+        return None
+    distances = torch.linalg.vector_norm(table[candidates] - table[token], dim=-1)
+    nearest = int(distances.argmin())
+    distance = float(distances[nearest])
+    return Rival(show(tokenizer, candidates[nearest]), candidates[nearest], distance, 2 * sigma / (distance + 2 * sigma))
 
 
 def table(traces: list[TokenTrace], header: str) -> str:
@@ -102,6 +130,10 @@ def table(traces: list[TokenTrace], header: str) -> str:
         where = (f"settled at evaluation {settled} (t={token_trace.evaluations[settled - 1].t:.3f})"
                  if settled else "not the most likely token at the last evaluation (sampled)")
         lines.append(f"token {number} {token_trace.token!r}: {len(token_trace.evaluations)} evaluations, {where}")
+        if token_trace.rival:
+            rival = token_trace.rival
+            lines.append(f"  nearest rival in the diffusion vocabulary: {rival.token!r}, |V - V'| = "
+                         f"{rival.distance:.1f}: x_t tells them apart from t = {rival.readable_from:.2f}")
         lines.append(f"  {'eval':>4} {'t':>7} {'p(emitted)':>10}  top tokens")
         for index, evaluation in enumerate(token_trace.evaluations, 1):
             top = " | ".join(f"{text!r} {p:.3f}" for text, p in evaluation.top)

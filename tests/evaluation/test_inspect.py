@@ -75,3 +75,30 @@ def test_without_checkpoint_the_base_gets_an_untrained_path(tmp_path):
         for evaluation in token_trace.evaluations:
             assert [text for text, _ in evaluation.top] == [text for text, _ in first]
             assert [p for _, p in evaluation.top] == pytest.approx([p for _, p in first], abs=1e-4)
+
+
+def test_each_token_names_its_nearest_rival_in_the_diffusion_vocabulary(model):
+    """The rival is one of the tokens the path listed, at its distance in V from the emitted token, and x_t
+    separates the two (means two noise stds apart) from readable_from on: t * |V - V'| = 2 (1 - t) sigma."""
+    traces = trace(model, tokenizer(), prompt_ids(), generator=torch.Generator().manual_seed(0), max_new_tokens=3,
+                   solver="midpoint", levels=3, temperature=0.0)
+    table, sigma = model.diffusion_table(), model.config.sigma
+    for token_trace in traces:
+        rival = token_trace.rival
+        assert rival.token_id != token_trace.token_id
+        assert any(rival.token == text for e in token_trace.evaluations for text, _ in e.top)
+        distance = float(torch.linalg.vector_norm(table[rival.token_id] - table[token_trace.token_id]))
+        assert rival.distance == pytest.approx(distance, rel=1e-5)
+        t = rival.readable_from
+        assert 0 < t < 1 and t * rival.distance == pytest.approx(2 * (1 - t) * sigma, rel=1e-5)
+
+
+def test_a_closer_rival_is_readable_only_later():
+    from l2d.inspect import nearest_rival
+
+    table = torch.tensor([[0.0, 0.0], [3.0, 0.0], [0.0, 30.0]])
+    close = nearest_rival(table, 0, [1, 2], sigma=8.0, tokenizer=tokenizer())
+    far = nearest_rival(table, 0, [2], sigma=8.0, tokenizer=tokenizer())
+    assert (close.token_id, close.distance, far.token_id, far.distance) == (1, 3.0, 2, 30.0)
+    assert close.readable_from == pytest.approx(16 / 19) and far.readable_from == pytest.approx(16 / 46)
+    assert nearest_rival(table, 0, [], sigma=8.0, tokenizer=tokenizer()) is None

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# experiments/smollm2_short_answers/sweep.sh: the settings swept after the three arms of run.sh, all chosen on the
+# validation problems (task=arithmetic with the validation seed 2000000, 200 problems), never on the test ones:
+#   sigma 16 and 8 (run.sh's l2d_base arm is sigma 64), the diffusion vocabulary held at its start (lr x 0),
+#   cosmap t-sampling, and L2D on the LoRA model with a lower sigma and w_d held open.
+# Each training run is the default job (experiment=short_answers) with the overrides shown; each is scored at
+# midpoint levels 2 and 8 with t_final 0.9, as the arms. Run from the repository root after run.sh (it reuses
+# run.sh's LoRA export):
+#
+#   bash experiments/smollm2_short_answers/sweep.sh [OUT]     (OUT: experiments/runs/smollm2_short_answers_sweep)
+#
+# Resumable like run.sh: a finished run or score is skipped.
+set -euo pipefail
+arms=${ARMS:-experiments/runs/smollm2_short_answers}
+out=${1:-experiments/runs/smollm2_short_answers_sweep}
+mkdir -p "$out"
+
+train() {  # name, overrides...
+  local name=$1; shift
+  [[ -d $out/$name/export ]] && return
+  python -m l2d.train experiment=short_answers trainer.enable_progress_bar=false "$@" hydra.run.dir="$out/$name"
+}
+
+validate() {  # export, name, overrides...
+  local export=$1 name=$2; shift 2
+  [[ -f $out/validation/$name/results.json ]] && return
+  python -m l2d.evaluate checkpoint="$export" task=arithmetic task.options.seed=2000000 task.options.size=200 \
+    temperature=0 max_new_tokens=8 batch_size=100 progress=false "$@" hydra.run.dir="$out/validation/$name"
+}
+
+train sigma16 sigma=16
+train sigma8 sigma=8
+train sigma16_vocabulary_held sigma=16 'module.lr_multipliers={vocabulary:0}'
+train cosmap timestep_sampling=cosmap
+train on_lora_sigma8_w_d_held finetuned="$arms/lora/export" lr=3e-4 sigma=8 \
+  'module.lr_multipliers={w_d:0,conditioning:0}' trainer.val_check_interval=0.5
+
+validate "$arms/lora/export" lora
+for run in sigma16 sigma8 sigma16_vocabulary_held cosmap on_lora_sigma8_w_d_held; do
+  for levels in 2 8; do
+    validate "$out/$run/export" "${run}_levels$levels" solver.levels=$levels solver.t_final=0.9
+  done
+done
+for arm in l2d_base l2d_on_lora; do
+  for levels in 2 8; do
+    validate "$arms/$arm/export" "${arm}_levels$levels" solver.levels=$levels solver.t_final=0.9
+  done
+done

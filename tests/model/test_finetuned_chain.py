@@ -64,3 +64,37 @@ def test_a_finetuned_export_of_another_base_is_refused(tmp_path):
         finetuned_base(other, tmp_path / "lora")
     with pytest.raises(FileNotFoundError, match="not a lora/full export"):
         finetuned_base(other, tmp_path)
+
+
+@pytest.mark.parametrize("held", [False, True])
+def test_the_path_learns_to_read_x_t_on_a_finetuned_model(tmp_path, held):
+    """On a finetuned base, with w_d learned or held open at its start (module.lr_multipliers={w_d:0,
+    conditioning:0}, the sweep's on-LoRA run), training at t = 1 takes the loss far below the finetuned model's
+    own, which t = 0 keeps to the bit. With w_d held closed instead (the zero start, w_d = 0) nothing can learn:
+    the check can fail."""
+    save_lora(tmp_path / "lora")
+    finetuned = finetuned_base(tiny_model()[0], tmp_path / "lora")
+    ids = torch.randint(0, 256, (4, 16), generator=torch.Generator().manual_seed(5))
+
+    def train(start):
+        torch.manual_seed(0)
+        model = L2DModel(finetuned, L2DConfig(dim=16, lora_rank=8, start=start)).train()
+        frozen = ("w_d", "conditioning") if held or start == "zero" else ()
+        parameters = [p for group, ps in model.trainable_groups().items() if group not in frozen for p in ps]
+        optimizer = torch.optim.AdamW(parameters, lr=3e-3)
+        for _ in range(150):
+            loss = model(ids, labels=ids, timesteps=1.0).loss
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+            optimizer.step()
+        with torch.no_grad():
+            return model(ids, labels=ids, timesteps=1.0).loss, model(ids, labels=ids, timesteps=0.0).loss
+
+    with torch.no_grad():
+        own = finetuned(ids, labels=ids).loss
+    at_1, at_0 = train("mirror")
+    assert at_1 < 0.3 * own, (float(own), float(at_1))
+    torch.testing.assert_close(at_0, own, rtol=1e-6, atol=1e-6)
+    closed_at_1, _ = train("zero")
+    torch.testing.assert_close(closed_at_1, own, rtol=1e-6, atol=1e-6)

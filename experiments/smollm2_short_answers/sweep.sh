@@ -9,7 +9,8 @@
 #
 #   bash experiments/smollm2_short_answers/sweep.sh [OUT]     (OUT: experiments/runs/smollm2_short_answers_sweep)
 #
-# Resumable like run.sh: a finished run or score is skipped.
+# Then sigma 8, the setting whose validation accuracy rose with the levels, on run.sh's 500 test problems, and
+# the report of the arms with it. Resumable like run.sh: a finished run or score is skipped.
 set -euo pipefail
 arms=${ARMS:-experiments/runs/smollm2_short_answers}
 out=${1:-experiments/runs/smollm2_short_answers_sweep}
@@ -46,3 +47,10 @@ for arm in l2d_base l2d_on_lora; do
     validate "$arms/$arm/export" "${arm}_levels$levels" solver.levels=$levels solver.t_final=0.9
   done
 done
+
+for levels in 2 4 8 16; do  # the test problems, as run.sh's arms
+  [[ -f $out/test/sigma8_levels$levels/results.json ]] && continue
+  python -m l2d.evaluate checkpoint="$out/sigma8/export" task=arithmetic temperature=0 max_new_tokens=8 \
+    batch_size=100 progress=false solver.levels=$levels solver.t_final=0.9 hydra.run.dir="$out/test/sigma8_levels$levels"
+done
+python -m l2d.report inputs="[$arms,$out/test]" out="$out/report"

@@ -37,6 +37,7 @@ class Result:
     summary: dict[str, Any]
     command: str
     started: float | None = None  # W&B runs: when the run began (results files: their modification time)
+    outcomes: dict[str, bool] | None = None  # problem id -> correct (first generation); results files only
 
     @property
     def time(self) -> float:
@@ -130,9 +131,13 @@ def parse_result(path: Path, data: Any) -> Result:
     task = data["task"]
     known = TASKS.get(task)
     category = data.get("category") or (known.category if known else "other")
+    records = data.get("records")
+    outcomes = ({str(r["id"]): bool(r["correct"]) for r in records}
+                if isinstance(records, list) and all(isinstance(r, dict) and "id" in r and "correct" in r
+                                                     for r in records) else None)
     return Result(path=path, task=task, category=category, metric=data.get("metric", "accuracy"),
                   model=data["model"], decoding=data["decoding"], summary=data["summary"],
-                  command=data.get("command", ""))
+                  command=data.get("command", ""), outcomes=outcomes or None)
 
 
 def read_result(path: Path) -> Result:

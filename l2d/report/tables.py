@@ -9,6 +9,7 @@ from pathlib import Path
 from l2d.report.inputs import Result, TrainingRun
 from l2d.report.rows import label_rows, row_key, run_labels, task_columns
 from l2d.report.series import Curves, adaptive_nfe, base_scores, guidance_curves, guidance_of, nfe_curves
+from l2d.tasks.summary import mcnemar_exact
 
 TASK_TITLES = {"gsm8k": "GSM8K", "math": "MATH", "humaneval": "HumanEval", "mbpp": "MBPP", "mmlu": "MMLU",
                "mmlu_pro": "MMLU-Pro", "arc_easy": "ARC-Easy", "arc_challenge": "ARC-Challenge", "piqa": "PIQA"}
@@ -121,6 +122,31 @@ def nfe_table(found: Curves, base: Curves) -> str:
             + markdown_table(["Task", "Model", "NFE", "Score %"], rows))
 
 
+def paired_table(found: Curves) -> str | None:
+    """Each fixed-grid decoding of a series against the series' fewest-NFE diffusion decoding, on the problems
+    both scored: problems gained and lost, and the exact McNemar p-value. Paired, it resolves a change in steps
+    that the two separate Wilson intervals cannot (their noise is largely the same problems' difficulty)."""
+    rows = []
+    for task, series in found.items():
+        for label, members in series.items():
+            fixed = [r for r in members if r.outcomes and not r.adaptive and r.decoding.get("levels", 1) > 1]
+            for result in fixed[1:]:
+                reference = fixed[0]
+                shared = reference.outcomes.keys() & result.outcomes.keys()
+                gained = sum(result.outcomes[i] and not reference.outcomes[i] for i in shared)
+                lost = sum(reference.outcomes[i] and not result.outcomes[i] for i in shared)
+                rows.append([task_title(task), label, f"{reference.nfe:.1f} → {result.nfe:.1f}",
+                             str(len(shared)), f"+{gained} / −{lost}",
+                             f"{100 * (gained - lost) / max(1, len(shared)):+.1f}",
+                             f"{mcnemar_exact(gained, lost):.3g}"])
+    if not rows:
+        return None
+    return ("## More steps, paired on the same problems\n\nEach decoding against the same model's fewest-NFE "
+            "diffusion decoding: problems it gets right that the reference missed (+) and the reverse (−), the "
+            "change in points, and the exact two-sided McNemar p-value.\n\n"
+            + markdown_table(["Task", "Model", "NFE", "Problems", "Gained / lost", "Change", "p"], rows))
+
+
 def adaptive_table(found: Curves) -> str:
     tasks = list(found)
     labels = list(dict.fromkeys(label for series in found.values() for label in series))
@@ -190,6 +216,8 @@ def report(results: Sequence[Result], runs: Sequence[TrainingRun]) -> str:
         sections.append(main_table(results))
     if found := nfe_curves(results):
         sections.append(nfe_table(found, base_scores(results)))
+        if paired := paired_table(found):
+            sections.append(paired)
     if found := adaptive_nfe(results):
         sections.append(adaptive_table(found))
     if found := guidance_curves(results):

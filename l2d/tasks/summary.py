@@ -21,6 +21,16 @@ def wilson_interval(successes: float, n: int, z: float = Z_95) -> tuple[float, f
     return min(p, max(0.0, center - half_width)), max(p, min(1.0, center + half_width))
 
 
+def mcnemar_exact(gained: int, lost: int) -> float:
+    """Two-sided exact McNemar p-value for two scorings of the same problems: `gained` problems only the
+    second gets right, `lost` only the first; under no difference each discordant problem is a fair coin."""
+    discordant = gained + lost
+    if discordant == 0:
+        return 1.0
+    tail = sum(math.comb(discordant, i) for i in range(min(gained, lost) + 1)) / 2 ** discordant
+    return min(1.0, 2 * tail)
+
+
 def summarize(results: Sequence[Mapping[str, Any]], metric: str = "accuracy", ks: Sequence[int] = ()) -> dict[str, Any]:
     """Summary of `Task.score` results: score, n, n_correct (first generation), n_unextracted
     (counted as wrong, never dropped), a 95% Wilson interval and, for pass@k tasks, the mean pass@k

@@ -199,3 +199,28 @@ def test_a_score_of_zero_plots_with_its_interval(tmp_path, write_result):
     write_result("levels8", "gsm8k", "l2d_lora", 0.3, levels=8, n=500)
     render(tmp_path, tmp_path / "evals")
     assert (tmp_path / "report" / "accuracy_vs_nfe.png").stat().st_size > 0
+
+
+def test_more_steps_are_compared_on_the_same_problems(tmp_path, write_result):
+    """33 problems gained and 14 lost from levels 2 to 16 (the sigma-8 arm's test counts): the two Wilson intervals
+    overlap, the paired exact McNemar test does not (p = 0.0079); levels 1 (the LM alone) is not a reference."""
+    outcomes = {2: [True] * 69 + [True] * 14 + [False] * 33 + [False] * 384,
+                16: [True] * 69 + [False] * 14 + [True] * 33 + [False] * 384,
+                1: [False] * 500}
+    for levels, correct in outcomes.items():
+        path = write_result(f"levels{levels}", "gsm8k", "l2d_lora", sum(correct) / 500, levels=levels, n=500)
+        data = json.loads(path.read_text())
+        data["records"] = [{**data["records"][0], "id": str(i), "correct": c} for i, c in enumerate(correct)]
+        path.write_text(json.dumps(data))
+    rows = section_table(render(tmp_path, tmp_path / "evals"), "More steps, paired")
+    assert len(rows) == 1
+    assert (rows[0]["NFE"], rows[0]["Problems"], rows[0]["Gained / lost"]) == ("3.0 → 31.0", "500", "+33 / −14")
+    assert rows[0]["Change"] == "+3.8" and float(rows[0]["p"]) == pytest.approx(0.00794, abs=1e-5)
+
+
+def test_mcnemar_exact_matches_the_binomial_tail():
+    from l2d.tasks.summary import mcnemar_exact
+
+    assert mcnemar_exact(0, 0) == 1.0 and mcnemar_exact(5, 5) == 1.0
+    assert mcnemar_exact(6, 0) == pytest.approx(2 / 64)  # all six discordant problems one way
+    assert mcnemar_exact(3, 1) == mcnemar_exact(1, 3) == pytest.approx(2 * 5 / 16)

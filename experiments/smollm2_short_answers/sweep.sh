@@ -42,11 +42,10 @@ for run in sigma16 sigma8 sigma16_vocabulary_held cosmap on_lora_sigma8_w_d_held
     validate "$out/$run/export" "${run}_levels$levels" solver.levels=$levels solver.t_final=0.9
   done
 done
-for arm in l2d_base l2d_on_lora; do
-  for levels in 2 8; do
-    validate "$arms/$arm/export" "${arm}_levels$levels" solver.levels=$levels solver.t_final=0.9
-  done
+for levels in 2 8; do
+  validate "$arms/l2d_base/export" "l2d_base_levels$levels" solver.levels=$levels solver.t_final=0.9
 done
+validate "$arms/l2d_on_lora/export" l2d_on_lora_levels8 solver.levels=8 solver.t_final=0.9
 
 for levels in 2 4 8 16; do  # the test problems, as run.sh's arms
   [[ -f $out/test/sigma8_levels$levels/results.json ]] && continue

@@ -120,7 +120,8 @@ def nearest_rival(table: torch.Tensor, token: int, candidates: list[int], sigma:
     distances = torch.linalg.vector_norm(table[candidates] - table[token], dim=-1)
     nearest = int(distances.argmin())
     distance = float(distances[nearest])
-    return Rival(show(tokenizer, candidates[nearest]), candidates[nearest], distance, 2 * sigma / (distance + 2 * sigma))
+    readable_from = 2 * sigma / (distance + 2 * sigma)
+    return Rival(show(tokenizer, candidates[nearest]), candidates[nearest], distance, readable_from)
 
 
 def table(traces: list[TokenTrace], header: str) -> str:

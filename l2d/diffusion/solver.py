@@ -30,11 +30,11 @@ def check_solver(solver: str) -> None:
         raise ValueError(f"solver must be one of {list(SOLVERS)}, got {solver!r}")
 
 
-def time_grid(levels: int, t_final: float) -> list[float]:
-    """`levels` evenly spaced points from 0 to t_final (host floats: no device sync when read)."""
+def time_grid(levels: int, t_final: float, t_start: float = 0.0) -> list[float]:
+    """`levels` evenly spaced points from t_start to t_final (host floats: no device sync when read)."""
     if levels == 1:
-        return [0.0]
-    return [t_final * i / (levels - 1) for i in range(levels)]
+        return [t_start]
+    return [t_start + (t_final - t_start) * i / (levels - 1) for i in range(levels)]
 
 
 def fixed_step(velocity: Velocity, solver: str, t0: float, t1: float, x: torch.Tensor) -> torch.Tensor:
@@ -69,8 +69,9 @@ def _rms(x: torch.Tensor) -> torch.Tensor:
 
 
 def integrate_adaptive(velocity: Velocity, x: torch.Tensor, solver: str, t_end: float,
-                       atol: float, rtol: float, max_steps: int = 10_000) -> tuple[torch.Tensor, torch.Tensor]:
-    """Integrate rows of x (B, D) from t=0 to t_end, each row with its own step size.
+                       atol: float, rtol: float, max_steps: int = 10_000,
+                       t_start: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integrate rows of x (B, D) from t_start to t_end, each row with its own step size.
 
     Returns (x at t_end, evaluations per row). Rows that have arrived ride along in the batch
     (shapes stay fixed) but stop counting evaluations and stop moving.
@@ -83,7 +84,7 @@ def integrate_adaptive(velocity: Velocity, x: torch.Tensor, solver: str, t_end: 
     c_sol = tableau.c_sol.to(device=device, dtype=x.dtype)
     c_error = tableau.c_error.to(device=device, dtype=x.dtype)
 
-    t = torch.zeros(batch, dtype=torch.float64, device=device)
+    t = torch.full((batch,), t_start, dtype=torch.float64, device=device)
     f = velocity(t, x)
     nfe = torch.ones(batch, dtype=torch.long, device=device)
     dt = _initial_step(velocity, t, x, f, order - 1, atol, rtol)

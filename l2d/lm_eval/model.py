@@ -32,7 +32,8 @@ from l2d.tasks.harness import Decoding, complete
 
 log = logging.getLogger(__name__)
 
-SOLVER_OPTIONS = ("levels", "t_final", "x1_estimate", "x1_temperature", "anneal_x1_temperature", "atol", "rtol")
+SOLVER_OPTIONS = ("levels", "t_final", "t_start", "x1_estimate", "x1_temperature", "anneal_x1_temperature", "atol",
+                  "rtol")
 GENERATIVE_TASKS = ("gsm8k", "gsm8k_cot", "minerva_math", "hendrycks_math", "humaneval", "mbpp", "mmlu_generative",
                     "mmlu_pro", "arc_challenge_chat")
 NO_LIKELIHOOD = ("the l2d model only generates (generate_until): L2D's probability of a token is not one forward "
@@ -55,7 +56,7 @@ def group_config(group: str, name: str) -> dict[str, Any]:
 class L2DLM(LM):
     """checkpoint: an export of `python -m l2d.train` (L2D, or a lora/full baseline); None scores the base
     `model` (a conf/model name) alone. base_model replaces the base an export records. solver picks
-    conf/solver/<solver>.yaml; levels, t_final, x1_estimate, x1_temperature, anneal_x1_temperature,
+    conf/solver/<solver>.yaml; levels, t_final, t_start, x1_estimate, x1_temperature, anneal_x1_temperature,
     atol and rtol override it. guidance (w_g >= 1) needs guidance_class, a class name of the model.
     temperature (None: the task's) samples the emitted token; max_new_tokens (None: the task's)
     caps each generation; token_search is a dict of `l2d.model.token_search` options
@@ -65,7 +66,7 @@ class L2DLM(LM):
 
     def __init__(self, checkpoint: str | None = None, model: str = "smollm2_135m", base_model: str | None = None,
                  solver: str = "midpoint", levels: int | None = None, t_final: float | None = None,
-                 x1_estimate: str | None = None, x1_temperature: float | None = None,
+                 t_start: float | None = None, x1_estimate: str | None = None, x1_temperature: float | None = None,
                  anneal_x1_temperature: bool | None = None, atol: float | None = None, rtol: float | None = None,
                  guidance: float | None = None, guidance_class: str | None = None, compile: str | None = None,
                  temperature: float | None = None, max_new_tokens: int | None = None,
@@ -85,8 +86,9 @@ class L2DLM(LM):
         self._device, torch_dtype = resolve_device(cfg)
         self.model, self.tokenizer, self.info = load_model(cfg, torch_dtype)
         self.model.to(self._device).eval()
-        overrides = dict(levels=levels, t_final=t_final, x1_estimate=x1_estimate, x1_temperature=x1_temperature,
-                         anneal_x1_temperature=anneal_x1_temperature, atol=atol, rtol=rtol)
+        overrides = dict(levels=levels, t_final=t_final, t_start=t_start, x1_estimate=x1_estimate,
+                         x1_temperature=x1_temperature, anneal_x1_temperature=anneal_x1_temperature, atol=atol,
+                         rtol=rtol)
         decode = {**group_config("solver", solver), **{k: v for k, v in overrides.items() if v is not None},
                   "compile": compile}
         is_l2d = isinstance(self.model, L2DModel)

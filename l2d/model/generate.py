@@ -44,6 +44,7 @@ class DecodeOptions:
     solver: str = "midpoint"
     levels: int = 8
     t_final: float = 1.0
+    t_start: float = 0.0  # > 0 skips the first evaluation, the frozen LM's (w_d(0) = 0); x starts as pure noise
     x1_estimate: str = "sample"
     x1_temperature: float = 0.0
     anneal_x1_temperature: bool = True
@@ -63,6 +64,8 @@ class DecodeOptions:
             raise ValueError(f"levels must be an integer >= 1, got {self.levels!r}")
         if not 0.0 < self.t_final <= 1.0:
             raise ValueError(f"t_final must be in (0, 1], got {self.t_final}")
+        if not 0.0 <= self.t_start < self.t_final:
+            raise ValueError(f"t_start must be in [0, t_final={self.t_final}), got {self.t_start}")
         if self.x1_estimate not in X1_ESTIMATES:
             raise ValueError(f"x1_estimate must be one of {list(X1_ESTIMATES)}, got {self.x1_estimate!r}")
         if self.x1_temperature < 0:
@@ -124,12 +127,14 @@ class TokenDiffusion:
                                    temperature, self.generator)
             return flow_velocity(combine(x1_slots, self.guidance), x, rows(t))
 
+        # x_t at t_start with the unknown t_start * V_y left out: the noise part, (1 - t_start) sigma x0.
         x = torch.randn(batch, self.table.shape[1], device=h_last.device, generator=self.generator)
-        x = x * self.model.config.sigma
+        x = x * (self.model.config.sigma * (1.0 - options.t_start))
         if options.solver in ADAPTIVE:
-            x, nfe = integrate_adaptive(velocity, x, options.solver, options.t_final, options.atol, options.rtol)
+            x, nfe = integrate_adaptive(velocity, x, options.solver, options.t_final, options.atol, options.rtol,
+                                        t_start=options.t_start)
         else:
-            grid = time_grid(options.levels, options.t_final)
+            grid = time_grid(options.levels, options.t_final, options.t_start)
             x = integrate_fixed(velocity, x, options.solver, grid)
             nfe = torch.full((batch,), fixed_nfe(options.solver, options.levels), device=h_last.device)
         final = self.logits(context, float(options.t_final), x)[:, 0]  # the conditional slot
@@ -233,7 +238,7 @@ def generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
     """Left-padded prompts (B, P) -> sequences (B, P + new); with return_stats, (sequences, stats).
 
     decode_options: solver (euler, midpoint, rk4, adaptive_heun, bosh3, fehlberg2, dopri5), levels,
-    t_final, x1_estimate (sample | expectation), x1_temperature (0 = most likely token) with
+    t_final, t_start, x1_estimate (sample | expectation), x1_temperature (0 = most likely token) with
     anneal_x1_temperature, guidance (w_g >= 1, needs class_labels), atol/rtol (adaptive solvers),
     static_cache and compile (the fast path: same tokens, fewer launches).
     temperature samples the emitted token (0 = greedy).

@@ -21,6 +21,7 @@ METHOD_NAMES = {"base": "base", "lora": "LoRA", "full": "full finetuning", "l2d_
                 "l2d_full": "L2D-full"}
 # Decoding fields each task sets for itself (code tasks draw 10 samples): not part of a row's identity.
 PER_TASK_FIELDS = ("max_new_tokens", "samples")
+LATER_FIELDS = {"t_start": 0.0}  # decoding fields results files gained later, with the value they had before
 DEFAULT_SOLVER, DEFAULT_LEVELS = "midpoint", 8  # the paper's main setting: 15 NFE
 CATEGORY_ORDER = ("math", "code", "general")  # the paper's Table 1; other categories follow by name
 
@@ -41,10 +42,11 @@ class RowKey:
 
 
 def row_key(result: Result, vary: str | None = None) -> RowKey:
-    """The row of a result; `vary` drops one decoding field, joining a sweep over it into one series."""
+    """The row of a result; `vary` drops one decoding field, joining a sweep over it into one series. A field
+    added later is dropped at its default, so results written before it existed share the row."""
     dropped = {*PER_TASK_FIELDS, vary}
-    settings = tuple(sorted((name, json.dumps(value, sort_keys=True))
-                            for name, value in result.decoding.items() if name not in dropped))
+    settings = tuple(sorted((name, json.dumps(value, sort_keys=True)) for name, value in result.decoding.items()
+                            if name not in dropped and LATER_FIELDS.get(name, object()) != value))
     model = result.model
     return RowKey(base_model=str(model.get("base_model")), method=model["method"],
                   checkpoint=model.get("checkpoint"), label=model.get("label"), settings=settings)
@@ -58,6 +60,8 @@ def variations(key: RowKey, nfe: float | None) -> tuple[list[str], list[str]]:
         details.append(f"{solver}, adaptive")
     elif solver != "none" and (solver, key.setting("levels", DEFAULT_LEVELS)) != (DEFAULT_SOLVER, DEFAULT_LEVELS):
         details.append(solver if nfe is None or key.setting("levels") is None else f"{solver}, {nfe:.0f} NFE")
+    if key.setting("t_start", 0.0):
+        details.append(f"from t = {key.setting('t_start'):g}")
     if key.setting("x1_estimate", "sample") != "sample":
         details.append(f"x̂ from {key.setting('x1_estimate')}")
     if key.setting("temperature", 1.0) != 1.0:

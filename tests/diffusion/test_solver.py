@@ -79,3 +79,20 @@ def test_adaptive_stops_at_t_final_below_one():
                                    atol=1e-8, rtol=1e-6)
     torch.testing.assert_close(result.flatten(), torch.exp(-torch.tensor([0.5, 1.0], dtype=torch.float64)),
                                rtol=1e-5, atol=1e-7)
+
+
+def test_a_grid_can_start_after_t_0():
+    assert time_grid(4, 0.9, t_start=0.3) == pytest.approx([0.3, 0.5, 0.7, 0.9])
+    assert time_grid(1, 1.0, t_start=0.2) == [0.2]
+
+
+def test_adaptive_integration_starts_at_t_start():
+    seen = []
+
+    def velocity(t, x):
+        seen.append(float(t.min()))
+        return -x
+
+    x, _ = integrate_adaptive(velocity, torch.ones(2, 1), "bosh3", 1.0, atol=1e-6, rtol=1e-4, t_start=0.5)
+    assert seen[0] == 0.5 and min(seen) == 0.5
+    torch.testing.assert_close(x, torch.full((2, 1), math.exp(-0.5)), rtol=1e-3, atol=1e-4)

@@ -102,3 +102,19 @@ def test_a_closer_rival_is_readable_only_later():
     assert (close.token_id, close.distance, far.token_id, far.distance) == (1, 3.0, 2, 30.0)
     assert close.readable_from == pytest.approx(16 / 19) and far.readable_from == pytest.approx(16 / 46)
     assert nearest_rival(table, 0, [], sigma=8.0, tokenizer=tokenizer()) is None
+
+
+@pytest.mark.parametrize("solver", ["midpoint", "bosh3"])
+def test_t_start_skips_the_frozen_lm_evaluation(model, solver):
+    """t_start > 0: the first evaluation is at t_start, none at t = 0 (where the fused model is the frozen LM), and
+    a fixed grid spends the same evaluations on [t_start, t_final]."""
+    options = dict(solver=solver, levels=3, t_final=0.9, t_start=0.2, atol=1e-2, rtol=1e-2, temperature=0.0)
+    traces = trace(model, tokenizer(), prompt_ids(), generator=torch.Generator().manual_seed(0), max_new_tokens=2,
+                   **options)
+    for token_trace in traces:
+        times = [e.t for e in token_trace.evaluations]
+        assert times[0] == pytest.approx(0.2) and min(times) == pytest.approx(0.2) and times[-1] == pytest.approx(0.9)
+        if solver == "midpoint":
+            assert times == pytest.approx([0.2, 0.375, 0.55, 0.725, 0.9])
+    with pytest.raises(ValueError, match=r"t_start must be in \[0, t_final=0.9\), got 0.9"):
+        trace(model, tokenizer(), prompt_ids(), max_new_tokens=1, solver="midpoint", t_final=0.9, t_start=0.9)

@@ -224,3 +224,12 @@ def test_mcnemar_exact_matches_the_binomial_tail():
     assert mcnemar_exact(0, 0) == 1.0 and mcnemar_exact(5, 5) == 1.0
     assert mcnemar_exact(6, 0) == pytest.approx(2 / 64)  # all six discordant problems one way
     assert mcnemar_exact(3, 1) == mcnemar_exact(1, 3) == pytest.approx(2 * 5 / 16)
+
+
+def test_a_later_decoding_field_at_its_default_shares_the_older_results_row(tmp_path, write_result):
+    write_result("old", "gsm8k", "l2d_lora", 0.30, levels=2)  # written before results carried t_start
+    write_result("new", "gsm8k", "l2d_lora", 0.32, levels=8, t_start=0.0)
+    write_result("late", "gsm8k", "l2d_lora", 0.35, levels=8, t_start=0.2)
+    rows = section_table(render(tmp_path, tmp_path / "evals"), "Score against NFE")
+    assert sorted((row["Model"], row["NFE"]) for row in rows) == [
+        ("L2D-LoRA", "15.0"), ("L2D-LoRA", "3.0"), ("L2D-LoRA (from t = 0.2)", "15.0")]

@@ -106,6 +106,7 @@ EVALUATE = [
     (["dtype=int8"], r"dtype must be auto or one of \['bfloat16', 'float16', 'float32'\], got 'int8'"),
     (["solver.levels=0"], "solver: levels must be an integer >= 1, got 0"),
     (["solver.t_final=2"], r"solver: t_final must be in \(0, 1\], got 2"),
+    (["solver.t_start=1.0"], r"solver: t_start must be in \[0, t_final=1.0\), got 1.0"),
     (["compile=bogus"], r"compile must be null or one of \['eager', 'default'"),
     (["token_search={{hypotheses:0}}"], "token_search.hypotheses must be an integer >= 1, got 0"),
     (["task=mbpp", "task.options.path={root}/nope.jsonl"], r"task.options.path=.*/nope.jsonl: no such file"),

@@ -44,7 +44,10 @@ for run in sigma16 sigma8 sigma16_vocabulary_held cosmap on_lora_sigma8_w_d_held
 done
 for levels in 2 8; do
   validate "$arms/l2d_base/export" "l2d_base_levels$levels" solver.levels=$levels solver.t_final=0.9
+  validate "$out/sigma8/export" "sigma8_levels${levels}_from_0.05" solver.levels=$levels solver.t_final=0.9 \
+    solver.t_start=0.05  # skip the frozen LM's guess at t = 0
 done
+validate "$out/sigma8/export" sigma8_levels16 solver.levels=16 solver.t_final=0.9
 validate "$arms/l2d_on_lora/export" l2d_on_lora_levels8 solver.levels=8 solver.t_final=0.9
 
 for levels in 2 4 8 16; do  # the test problems, as run.sh's arms

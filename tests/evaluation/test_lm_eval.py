@@ -107,11 +107,12 @@ def test_base_model_alone_when_no_checkpoint(task_dir, tmp_path):
 
 
 def test_every_decoding_option_is_a_model_argument(export):
-    lm = L2DLM(checkpoint=str(export), model="tiny", solver="dopri5", atol=1e-2, rtol=0.5, t_final=0.9,
+    lm = L2DLM(checkpoint=str(export), model="tiny", solver="dopri5", atol=1e-2, rtol=0.5, t_final=0.9, t_start=0.1,
                x1_estimate="expectation", x1_temperature=0.5, anneal_x1_temperature=False, compile="eager",
                temperature=0.7, max_new_tokens=5, token_search='{"hypotheses": 2}', batch_size="4", seed=3,
                device="cuda:0" if not torch.cuda.is_available() else "cpu")
-    assert lm.decoding.decode == {"solver": "dopri5", "levels": 8, "t_final": 0.9, "x1_estimate": "expectation",
+    assert lm.decoding.decode == {"solver": "dopri5", "levels": 8, "t_final": 0.9, "t_start": 0.1,
+                                  "x1_estimate": "expectation",
                                   "x1_temperature": 0.5, "anneal_x1_temperature": False, "atol": 1e-2, "rtol": 0.5,
                                   "compile": "eager"}
     assert (lm.decoding.temperature, lm.decoding.max_new_tokens, lm.decoding.token_search) == (0.7, 5, {"hypotheses": 2})

@@ -51,14 +51,14 @@ validate "$out/sigma8/export" sigma8_levels16 solver.levels=16 solver.t_final=0.
 validate "$arms/l2d_base/export" l2d_base_levels2_from_0.05 solver.levels=2 solver.t_final=0.9 solver.t_start=0.05
 validate "$arms/l2d_on_lora/export" l2d_on_lora_levels8 solver.levels=8 solver.t_final=0.9
 
-test() {  # name, overrides...: the test problems, as run.sh's arms
+score_test() {  # name, overrides...: the test problems, as run.sh's arms
   local name=$1; shift
   [[ -f $out/test/$name/results.json ]] && return
   python -m l2d.evaluate checkpoint="$out/sigma8/export" task=arithmetic temperature=0 max_new_tokens=8 \
     batch_size=100 progress=false solver.t_final=0.9 "$@" hydra.run.dir="$out/test/$name"
 }
 for levels in 2 4 8 16; do
-  test "sigma8_levels$levels" solver.levels=$levels
+  score_test "sigma8_levels$levels" solver.levels=$levels
 done
-test sigma8_levels2_from_0.05 solver.levels=2 solver.t_start=0.05
+score_test sigma8_levels2_from_0.05 solver.levels=2 solver.t_start=0.05
 python -m l2d.report inputs="[$arms,$out/test]" out="$out/report"

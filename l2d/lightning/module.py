@@ -129,8 +129,8 @@ class TrainingModule(LightningModule):
 
     # ---- optimisation -----------------------------------------------------------------------------
     def parameter_groups(self) -> list:
-        """What the optimizer steps: every trainable parameter, or, with `lr_multipliers` ({group: m}), one
-        optimizer group per trainable group of the path at m times the peak learning rate (1 if unnamed)."""
+        """What the optimizer steps: every trainable parameter, or, with `lr_multipliers`, one named optimizer
+        group per trainable group of the path (`configure_optimizers` scales each group's lr)."""
         if not self.lr_multipliers:
             return [p for p in self.parameters() if p.requires_grad]
         groups = self.network.trainable_groups()
@@ -138,14 +138,12 @@ class TrainingModule(LightningModule):
         if unknown:
             raise ValueError(f"lr_multipliers names {unknown}: not a trainable group of this path; "
                              f"its groups are {sorted(groups)}")
-        peak = getattr(self.optimizer_factory, "keywords", {}).get("lr")
-        if peak is None:
-            raise ValueError("lr_multipliers scale the optimizer's lr: give the optimizer an explicit lr")
-        return [{"params": parameters, "lr": peak * self.lr_multipliers.get(name, 1.0), "name": name}
-                for name, parameters in groups.items()]
+        return [{"params": parameters, "name": name} for name, parameters in groups.items()]
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self.parameter_groups())
+        for group in optimizer.param_groups:  # before the scheduler, which takes each group's lr as its peak
+            group["lr"] *= self.lr_multipliers.get(group.get("name"), 1.0)
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=self.trainer.estimated_stepping_batches)

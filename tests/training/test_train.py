@@ -118,16 +118,19 @@ def test_other_loggers_run_offline_without_an_account(logger, tiny_train, tmp_pa
 def test_lr_multipliers_train_each_group_at_its_own_rate(tiny_train, monkeypatch):
     """module.lr_multipliers={w_d: 0, conditioning: 0} holds w_d(t) at its start (the mirror start's open,
     equal-channel weight) while every other group trains at the full rate; translation at 0.5x gets half of it."""
+    from l2d.lightning.module import TrainingModule
+
     cfg = tiny_train("module.lr_multipliers={w_d:0,conditioning:0,translation:0.5}", "lr=1e-3")
     groups = {}
-    original = torch.optim.AdamW.__init__
+    original = TrainingModule.configure_optimizers
 
-    def capture(self, params, *args, **kwargs):
-        groups.update({group["name"]: (group["lr"], group["params"], [p.detach().clone() for p in group["params"]])
-                       for group in params})
-        original(self, params, *args, **kwargs)
+    def capture(self):
+        configured = original(self)
+        for group in configured["optimizer"].param_groups:
+            groups[group["name"]] = (group["initial_lr"], group["params"], [p.detach().clone() for p in group["params"]])
+        return configured
 
-    monkeypatch.setattr(torch.optim.AdamW, "__init__", capture)
+    monkeypatch.setattr(TrainingModule, "configure_optimizers", capture)
     train(cfg)
     assert groups["translation"][0] == pytest.approx(5e-4) and groups["lora_B"][0] == 1e-3
     assert groups["w_d"][0] == 0 and groups["conditioning"][0] == 0

@@ -127,7 +127,8 @@ def test_lr_multipliers_train_each_group_at_its_own_rate(tiny_train, monkeypatch
     def capture(self):
         configured = original(self)
         for group in configured["optimizer"].param_groups:
-            groups[group["name"]] = (group["initial_lr"], group["params"], [p.detach().clone() for p in group["params"]])
+            starts = [p.detach().clone() for p in group["params"]]
+            groups[group["name"]] = (group["initial_lr"], group["params"], starts)
         return configured
 
     monkeypatch.setattr(TrainingModule, "configure_optimizers", capture)

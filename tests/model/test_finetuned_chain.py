@@ -10,6 +10,7 @@ from l2d import L2DConfig, L2DModel
 from l2d.model.checkpoint import CONFIG_FILE
 from l2d.model.finetune import Finetune, finetuned_base
 from l2d.model.tiny import tiny_model
+from tests.tiny import fit_at_t1
 
 
 def save_lora(directory, scale=0.3, seed=0):
@@ -80,14 +81,8 @@ def test_the_path_learns_to_read_x_t_on_a_finetuned_model(tmp_path, held):
         torch.manual_seed(0)
         model = L2DModel(finetuned, L2DConfig(dim=16, lora_rank=8, start=start)).train()
         frozen = ("w_d", "conditioning") if held or start == "zero" else ()
-        parameters = [p for group, ps in model.trainable_groups().items() if group not in frozen for p in ps]
-        optimizer = torch.optim.AdamW(parameters, lr=3e-3)
-        for _ in range(150):
-            loss = model(ids, labels=ids, timesteps=1.0).loss
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-            optimizer.step()
+        fit_at_t1(model, ids, [p for group, ps in model.trainable_groups().items() if group not in frozen for p in ps],
+                  steps=150)
         with torch.no_grad():
             return model(ids, labels=ids, timesteps=1.0).loss, model(ids, labels=ids, timesteps=0.0).loss
 

@@ -3,7 +3,7 @@
 import torch
 
 from l2d import L2DConfig, L2DModel
-from tests.tiny import tiny_base
+from tests.tiny import fit_at_t1, tiny_base
 
 
 def test_overfit_at_t1_drives_loss_to_zero_while_t0_is_unchanged():
@@ -14,18 +14,7 @@ def test_overfit_at_t1_drives_loss_to_zero_while_t0_is_unchanged():
     with torch.no_grad():
         base_loss = base(ids, labels=ids).loss
         start_t1 = model(ids, labels=ids, timesteps=1.0).loss
-    parameters = [p for _, p in model.trainable_named_parameters()]
-    optimizer = torch.optim.AdamW(parameters, lr=3e-3)
-    # Decay and clipping as in real training: constant-lr Adam spikes once the loss nears 0, and
-    # where the spike lands depends on the machine's float rounding.
-    schedule = torch.optim.lr_scheduler.LinearLR(optimizer, 1.0, 0.01, total_iters=300)
-    for _ in range(300):
-        loss = model(ids, labels=ids, timesteps=1.0).loss
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-        optimizer.step()
-        schedule.step()
+    fit_at_t1(model, ids, [p for _, p in model.trainable_named_parameters()], steps=300)
     with torch.no_grad():
         end_t1 = model(ids, labels=ids, timesteps=1.0).loss
         end_t0 = model(ids, labels=ids, timesteps=0.0).loss

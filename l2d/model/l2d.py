@@ -26,7 +26,8 @@ IGNORE_INDEX = -100
 PARAMETER_GROUPS = (("w_d", "fusion."), ("modulation", ".modulation."), ("conditioning", "conditioning."),
                     ("translation", "translation."), ("vocabulary", "vocabulary."), ("lora_A", "lora_A"),
                     ("lora_B", "lora_B"))
-GROUP_NAMES = (*(group for group, _ in PARAMETER_GROUPS), "projections")
+OTHER_GROUP = "projections"  # full copies of the LM's projections (l2d_full)
+GROUP_NAMES = (*(group for group, _ in PARAMETER_GROUPS), OTHER_GROUP)
 
 
 @dataclass
@@ -89,7 +90,7 @@ class L2DModel(CausalLM):
         """Trainable parameters by the part of the path they belong to (per-group gradient norms)."""
         groups: dict[str, list[nn.Parameter]] = {}
         for name, parameter in self.trainable_named_parameters():
-            group = next((group for group, marker in PARAMETER_GROUPS if marker in name), "projections")
+            group = next((group for group, marker in PARAMETER_GROUPS if marker in name), OTHER_GROUP)
             groups.setdefault(group, []).append(parameter)
         return groups
 

@@ -130,8 +130,10 @@ def paired_table(found: Curves) -> str | None:
     for task, series in found.items():
         for label, members in series.items():
             fixed = [r for r in members if r.outcomes and not r.adaptive and r.decoding.get("levels", 1) > 1]
-            for result in fixed[1:]:
-                reference = fixed[0]
+            if len(fixed) < 2:
+                continue
+            reference, *others = fixed
+            for result in others:
                 shared = reference.outcomes.keys() & result.outcomes.keys()
                 gained = sum(result.outcomes[i] and not reference.outcomes[i] for i in shared)
                 lost = sum(reference.outcomes[i] and not result.outcomes[i] for i in shared)

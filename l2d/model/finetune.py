@@ -6,11 +6,15 @@ import hashlib
 import json
 from pathlib import Path
 
+import torch.nn.functional as F
 from peft import LoraConfig, get_peft_model
 from torch import nn
+from transformers.modeling_outputs import CausalLMOutput
 
+from l2d.data.chat import IGNORE_INDEX
 from l2d.model.card import CARD_FILE, TrainingRecord, finetune_card
 from l2d.model.checkpoint import atomic_directory
+from l2d.model.family import family_of, get
 
 METHODS = ("lora", "full")
 FINETUNE_FILE = "l2d_finetune.json"  # which method and base an export was made with
@@ -36,8 +40,20 @@ class Finetune(nn.Module):
             self.model = base.requires_grad_(True)
 
     def forward(self, input_ids, attention_mask=None, labels=None, class_labels=None):
-        """Same call as L2DModel's; class labels have no meaning here and are ignored."""
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+        """Same call as L2DModel's; class labels have no meaning here and are ignored.
+
+        With labels, the loss is transformers' (mean next-token cross-entropy over supervised positions), but
+        the LM head runs only where a label is supervised: `logits` is (N supervised, V). Projecting every
+        position onto the vocabulary would cost a fifth of a small model's work, to be thrown away."""
+        lm = self.model.get_base_model() if self.method == "lora" else self.model
+        if labels is None:
+            return lm(input_ids=input_ids, attention_mask=attention_mask)
+        family = family_of(lm)
+        hidden = get(lm, family.decoder)(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        next_tokens = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)  # position k predicts labels[k+1]
+        supervised = next_tokens != IGNORE_INDEX
+        logits = get(lm, family.lm_head)(hidden[supervised])
+        return CausalLMOutput(loss=F.cross_entropy(logits.float(), next_tokens[supervised]), logits=logits)
 
     def trainable_named_parameters(self):
         return [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]

@@ -110,9 +110,13 @@ class TokenDiffusion:
             self.observe(t, logits)
         return logits
 
-    def next_token_logits(self, cache, h_last, token, index, position, key_mask) -> tuple[torch.Tensor, torch.Tensor]:
+    def next_token_logits(self, cache, h_last, token, index, position, key_mask,
+                          noise_rows: torch.Tensor | None = None, noise_batch: int | None = None
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (logits (B, V) to sample the token from, evaluations per row (B,)); `token` (B,) is
-        each row's last input token, the one whose successor is being decided."""
+        each row's last input token, the one whose successor is being decided. The starting noise is drawn
+        for `noise_batch` rows and row i takes draw `noise_rows[i]` (None: one draw per row), so rows that
+        leave the batch early change no other row's noise."""
         options, batch = self.options, h_last.shape[0]
         slot = lambda v: v.unsqueeze(1).expand(batch, self.slots, *v.shape[1:])  # noqa: E731
         context = self.model.context(cache, len(self.model.diffusion.blocks), slot(h_last), slot(token), slot(index),
@@ -128,8 +132,8 @@ class TokenDiffusion:
             return flow_velocity(combine(x1_slots, self.guidance), x, rows(t))
 
         # x_t at t_start with the unknown t_start * V_y left out: the noise part, (1 - t_start) sigma x0.
-        x = torch.randn(batch, self.table.shape[1], device=h_last.device, generator=self.generator)
-        x = x * (self.model.config.sigma * (1.0 - options.t_start))
+        x = torch.randn(noise_batch or batch, self.table.shape[1], device=h_last.device, generator=self.generator)
+        x = (x if noise_rows is None else x[noise_rows]) * (self.model.config.sigma * (1.0 - options.t_start))
         if options.solver in ADAPTIVE:
             x, nfe = integrate_adaptive(velocity, x, options.solver, options.t_final, options.atol, options.rtol,
                                         t_start=options.t_start)
@@ -162,7 +166,8 @@ class Decoder:
     """The state of one batched decode: KV cache, masks, positions, and the last hidden state.
 
     `start` prefills the prompts; `advance` feeds one token per row. Both return the logits of the
-    next token and the evaluations each row spent on them. `select` keeps or repeats rows (beams).
+    next token and the evaluations each row spent on them. `select` keeps or repeats rows (beams);
+    `retire` drops finished rows for good, leaving the others' noise draws as they were.
     """
 
     def __init__(self, model, options: DecodeOptions, class_labels, generator: torch.Generator | None, observe=None):
@@ -170,6 +175,7 @@ class Decoder:
         plain = options.levels == 1 and options.solver not in ADAPTIVE
         self.diffusion = None if plain else TokenDiffusion(model, options, class_labels, generator, observe)
         self.main_forwards = 0
+        self.noise_rows, self.noise_batch = None, None  # set once rows retire
 
     def start(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int):
         position = positions_from_mask(attention_mask)
@@ -204,7 +210,16 @@ class Decoder:
             batch = self.h_last.shape[0]
             return self.model.lm_logits(self.h_last), torch.ones(batch, dtype=torch.long, device=self.h_last.device)
         return self.diffusion.next_token_logits(self.cache, self.h_last, self.token, self.index, self.position,
-                                                self.attention_mask)
+                                                self.attention_mask, self.noise_rows, self.noise_batch)
+
+    def retire(self, keep: torch.Tensor) -> None:
+        """Decode only rows `keep` (indices into the current batch, in order) from now on: finished rows
+        stop costing evaluations. Each kept row goes on drawing the starting noise it would have drawn in
+        the full batch, so greedy decoding emits the same tokens as without retiring."""
+        if self.noise_rows is None:
+            self.noise_rows, self.noise_batch = torch.arange(len(self.token), device=keep.device), len(self.token)
+        self.noise_rows = self.noise_rows[keep]
+        self.select(keep)
 
     def select(self, rows: torch.Tensor) -> None:
         """Continue with rows `rows` of the current batch (in that order, repeats allowed)."""
@@ -255,16 +270,25 @@ def generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
     decoder = Decoder(model, options, class_labels, generator, observe)
     logits, nfe = decoder.start(input_ids, attention_mask, max_new_tokens)
     new_tokens, nfe_columns = [], []
-    finished = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+    batch, device = input_ids.shape[0], input_ids.device
+    finished = torch.zeros(batch, dtype=torch.bool, device=device)
+    rows = torch.arange(batch, device=device)  # the rows the decoder still runs
     for step in range(max_new_tokens):
-        token = torch.where(finished, pad, sample_tokens(logits.float(), temperature, generator))
+        token = torch.full((batch,), pad, dtype=input_ids.dtype, device=device)
+        token[rows] = torch.where(finished[rows], pad, sample_tokens(logits.float(), temperature, generator))
         new_tokens.append(token)
-        nfe_columns.append(torch.where(finished, 0, nfe))
+        column = torch.zeros(batch, dtype=nfe.dtype, device=device)
+        column[rows] = torch.where(finished[rows], 0, nfe)
+        nfe_columns.append(column)
         if eos.numel():
             finished = finished | torch.isin(token, eos)
         if step == max_new_tokens - 1 or (eos.numel() and bool(finished.all())):
             break
-        logits, nfe = decoder.advance(token)
+        if not options.static_cache and bool(finished[rows].any()):  # static shapes keep every row instead
+            keep = (~finished[rows]).nonzero().squeeze(1)
+            decoder.retire(keep)
+            rows = rows[keep]
+        logits, nfe = decoder.advance(token[rows])
 
     sequences = torch.cat([input_ids, torch.stack(new_tokens, dim=1)], dim=1)
     if return_stats:

@@ -78,6 +78,31 @@ def test_eos_stops_rows_and_pads_them(model):
     assert (stats.nfe_per_token[1, stop + 1:] == 0).all()
 
 
+def test_finished_rows_leave_the_batch_and_the_rest_decode_as_in_the_full_batch(model):
+    """Rows that emitted EOS stop costing evaluations; the others keep their starting noise, so greedy
+    decoding emits what the full batch (the static cache keeps every row) emits."""
+    ids, mask = prompts()
+    # x̂ as the expectation: deterministic given x, so the starting noise is the only draw and it matters.
+    options = dict(max_new_tokens=6, levels=4, temperature=0.0, x1_estimate="expectation", x1_temperature=1.0)
+    seeded = lambda seed: torch.Generator().manual_seed(seed)  # noqa: E731
+    eos = int(model.generate(ids, mask, generator=seeded(5), **options)[1, 8])  # row 1's second new token
+    rows_evaluated = []
+    hook = model.diffusion.register_forward_pre_hook(lambda module, args: rows_evaluated.append(args[0].shape[0]))
+    try:
+        retired, stats = model.generate(ids, mask, eos_token_id=eos, pad_token_id=255, generator=seeded(5),
+                                        return_stats=True, **options)
+    finally:
+        hook.remove()
+    full, full_stats = model.generate(ids, mask, eos_token_id=eos, pad_token_id=255, generator=seeded(5),
+                                      return_stats=True, static_cache=True, **options)
+    assert min(rows_evaluated) < 3 == max(rows_evaluated)
+    assert torch.equal(retired, full)
+    assert torch.equal(stats.nfe_per_token, full_stats.nfe_per_token)
+    # Other noise, other tokens: keeping each row's noise is what the equality above checks.
+    assert not torch.equal(model.generate(ids, mask, eos_token_id=eos, pad_token_id=255, generator=seeded(6),
+                                          **options), retired)
+
+
 def test_guidance_one_equals_plain_conditional(model):
     ids, mask = prompts()
     classes = torch.tensor([1, 2, 1])

@@ -17,8 +17,10 @@ from typing import Callable
 import torch
 from torchdiffeq._impl.odeint import SOLVERS as TORCHDIFFEQ_SOLVERS
 
-# velocity(t, x): t is a float (fixed grids) or a (B,) tensor (adaptive), x is (B, D).
+# velocity(t, x): t a float, x (B, D): fixed grids.
 Velocity = Callable[[float | torch.Tensor, torch.Tensor], torch.Tensor]
+# velocity(t, x, rows): t (n,), x (n, D) for the batch rows `rows` (n,): adaptive solvers.
+RowVelocity = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 FIXED_STAGES = {"euler": 1, "midpoint": 2, "rk4": 4}
 ADAPTIVE = ("adaptive_heun", "bosh3", "fehlberg2", "dopri5")
@@ -68,13 +70,14 @@ def _rms(x: torch.Tensor) -> torch.Tensor:
     return x.pow(2).mean(dim=-1).sqrt()
 
 
-def integrate_adaptive(velocity: Velocity, x: torch.Tensor, solver: str, t_end: float,
+def integrate_adaptive(velocity: RowVelocity, x: torch.Tensor, solver: str, t_end: float,
                        atol: float, rtol: float, max_steps: int = 10_000,
                        t_start: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Integrate rows of x (B, D) from t_start to t_end, each row with its own step size.
 
-    Returns (x at t_end, evaluations per row). Rows that have arrived ride along in the batch
-    (shapes stay fixed) but stop counting evaluations and stop moving.
+    Returns (x at t_end, evaluations per row). `velocity(t, x, rows)` is asked only for the rows still
+    integrating (`rows` their indices in the batch): a row that has arrived costs nothing more while a
+    stiffer one takes its small steps.
     """
     spec = TORCHDIFFEQ_SOLVERS[solver]
     tableau, order = spec.tableau, spec.order
@@ -84,35 +87,36 @@ def integrate_adaptive(velocity: Velocity, x: torch.Tensor, solver: str, t_end: 
     c_sol = tableau.c_sol.to(device=device, dtype=x.dtype)
     c_error = tableau.c_error.to(device=device, dtype=x.dtype)
 
+    x, every_row = x.clone(), torch.arange(batch, device=device)
     t = torch.full((batch,), t_start, dtype=torch.float64, device=device)
-    f = velocity(t, x)
+    f = velocity(t, x, every_row)
     nfe = torch.ones(batch, dtype=torch.long, device=device)
-    dt = _initial_step(velocity, t, x, f, order - 1, atol, rtol)
+    dt = _initial_step(lambda t_, x_: velocity(t_, x_, every_row), t, x, f, order - 1, atol, rtol)
     nfe += 1
-    active = torch.ones(batch, dtype=torch.bool, device=device)
+    rows = every_row  # those still integrating
 
     for _ in range(max_steps):
-        if not bool(active.any()):
+        if rows.numel() == 0:
             return x, nfe
-        dt = torch.minimum(dt, t_end - t)  # land exactly on t_end (torchdiffeq's step_t)
-        step = dt.to(x.dtype).unsqueeze(-1)
-        k = [f]
+        x_rows, t_rows = x[rows], t[rows]
+        dt_rows = torch.minimum(dt[rows], t_end - t_rows)  # land exactly on t_end (torchdiffeq's step_t)
+        step = dt_rows.to(x.dtype).unsqueeze(-1)
+        k = [f[rows]]
         for alpha_i, beta_i in zip(alpha, beta):
-            t_i = t + dt if alpha_i == 1.0 else t + alpha_i * dt
-            x_i = x + step * sum(b * k_j for b, k_j in zip(beta_i, k))
-            k.append(velocity(t_i, x_i))
-        nfe += active.long() * len(alpha)
-        x_next = x + step * sum(c * k_j for c, k_j in zip(c_sol, k))
+            t_i = t_rows + dt_rows if alpha_i == 1.0 else t_rows + alpha_i * dt_rows
+            x_i = x_rows + step * sum(b * k_j for b, k_j in zip(beta_i, k))
+            k.append(velocity(t_i, x_i, rows))
+        nfe[rows] += len(alpha)
+        x_next = x_rows + step * sum(c * k_j for c, k_j in zip(c_sol, k))
         error = step * sum(c * k_j for c, k_j in zip(c_error, k))
-        ratio = _rms(error / (atol + rtol * torch.maximum(x.abs(), x_next.abs()))).to(torch.float64)
+        ratio = _rms(error / (atol + rtol * torch.maximum(x_rows.abs(), x_next.abs()))).to(torch.float64)
 
-        accept = (ratio <= 1) & active
-        keep = accept.unsqueeze(-1)
-        x = torch.where(keep, x_next, x)
-        f = torch.where(keep, k[-1], f)
-        t = torch.where(accept, t + dt, t)
-        dt = _next_step(dt, ratio, order)
-        active = active & ~(accept & (t >= t_end))
+        accept = ratio <= 1
+        x[rows] = torch.where(accept.unsqueeze(-1), x_next, x_rows)
+        f[rows] = torch.where(accept.unsqueeze(-1), k[-1], k[0])
+        t[rows] = torch.where(accept, t_rows + dt_rows, t_rows)
+        dt[rows] = _next_step(dt_rows, ratio, order)
+        rows = rows[~(accept & (t[rows] >= t_end))]
     raise RuntimeError(f"adaptive solver {solver} did not reach t={t_end} in {max_steps} steps "
                        f"(atol={atol}, rtol={rtol}); loosen the tolerances, or end before the stiff end of the "
                        "flow with t_final < 1 (the adaptive solver configs use 0.99)")

@@ -48,6 +48,11 @@ class MainPathContext:
     sin: torch.Tensor
     mask: torch.Tensor
 
+    def rows(self, index: torch.Tensor) -> "MainPathContext":
+        """The context of batch rows `index` only."""
+        return MainPathContext([k[index] for k in self.keys], [v[index] for v in self.values], self.hidden[index],
+                               self.token_embeddings[index], self.cos[index], self.sin[index], self.mask[index])
+
 
 def modulated_norm(x: torch.Tensor, weight: torch.Tensor, shift: torch.Tensor, eps: float) -> torch.Tensor:
     """RMSNorm with weight (w + scale(c)) and a shift(c), normalising in float32 as the LM does."""

@@ -94,18 +94,21 @@ class TokenDiffusion:
         # Adaptive steps sync with the host at every step anyway; compiling them would buy nothing.
         self.evaluate = compiled_evaluation(model, None if options.solver in ADAPTIVE else options.compile)
 
-    def logits(self, context, t: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Diffusion logits (B, Q, V) for state x (B, d̄) at time t (a float, or per row (B,))."""
+    def logits(self, context, t: float | torch.Tensor, x: torch.Tensor, rows: torch.Tensor | None = None
+               ) -> torch.Tensor:
+        """Diffusion logits (B, Q, V) for state x (B, d̄) at time t (a float, or per row (B,)); `rows`: the
+        batch rows that context and x hold (None: all)."""
         batch = x.shape[0]
         x_slots = x.unsqueeze(1).expand(batch, self.slots, x.shape[-1])
         t_rows = torch.full((batch,), t, device=x.device) if isinstance(t, float) else t.float()
         t_slots = t_rows.unsqueeze(1).expand(batch, self.slots)
+        slot_classes = self.slot_classes if rows is None or self.slot_classes is None else self.slot_classes[rows]
         conditioning = None
         if isinstance(t, float) and self.options.conditioning_tables:
             if t not in self.tables:
                 self.tables[t] = ConditioningTable(self.model.diffusion, t, self.model.num_classes)
-            conditioning = self.tables[t].for_slots(self.slot_classes, (batch, self.slots))
-        logits = self.evaluate(x_slots, t_slots, self.slot_classes, context, conditioning)
+            conditioning = self.tables[t].for_slots(slot_classes, (batch, self.slots))
+        logits = self.evaluate(x_slots, t_slots, slot_classes, context, conditioning)
         if self.observe is not None:
             self.observe(t, logits)
         return logits
@@ -121,15 +124,23 @@ class TokenDiffusion:
         slot = lambda v: v.unsqueeze(1).expand(batch, self.slots, *v.shape[1:])  # noqa: E731
         context = self.model.context(cache, len(self.model.diffusion.blocks), slot(h_last), slot(token), slot(index),
                                      slot(position), key_mask)
-        rows = lambda t: torch.full((batch,), t, device=h_last.device) if isinstance(t, float) else t  # noqa: E731
+        times = lambda t: torch.full((batch,), t, device=h_last.device) if isinstance(t, float) else t  # noqa: E731
 
-        def velocity(t, x):
+        narrowed = {}  # adaptive solvers ask for fewer rows as rows arrive; rows only ever leave
+
+        def velocity(t, x, rows=None):
             temperature = annealed_temperature(options.x1_temperature, t, options.anneal_x1_temperature)
             if isinstance(temperature, torch.Tensor):
                 temperature = temperature.view(-1, 1, 1)
-            x1_slots = estimate_x1(self.logits(context, t, x), self.table, options.x1_estimate,
+            if rows is None or len(rows) == batch:
+                rows_context, rows = context, None
+            else:
+                if len(rows) not in narrowed:
+                    narrowed[len(rows)] = context.rows(rows)
+                rows_context = narrowed[len(rows)]
+            x1_slots = estimate_x1(self.logits(rows_context, t, x, rows), self.table, options.x1_estimate,
                                    temperature, self.generator)
-            return flow_velocity(combine(x1_slots, self.guidance), x, rows(t))
+            return flow_velocity(combine(x1_slots, self.guidance), x, times(t))
 
         # x_t at t_start with the unknown t_start * V_y left out: the noise part, (1 - t_start) sigma x0.
         x = torch.randn(noise_batch or batch, self.table.shape[1], device=h_last.device, generator=self.generator)

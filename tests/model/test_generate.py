@@ -58,12 +58,21 @@ def test_adaptive_solvers_report_per_sequence_counts(model, solver):
     assert (stats.nfe_per_token >= 4).all()  # f0, the initial-step probe, >= 1 step, final evaluation
 
 
-def test_adaptive_steps_differ_between_sequences_of_a_batch(model):
-    """Each row keeps its own step size (batch independence itself is tested on known ODEs)."""
+@pytest.mark.parametrize("classes", [None, torch.tensor([1, 2, 0])])
+def test_adaptive_steps_differ_between_sequences_and_cost_only_their_own_evaluations(model, classes):
+    """Each row keeps its own step size (batch independence itself is tested on known ODEs), and a row whose
+    integration has arrived is not evaluated while the others go on: rows evaluated = the NFE reported."""
     ids, mask = prompts()
-    _, stats = model.generate(ids, mask, max_new_tokens=2, solver="bosh3", x1_estimate="expectation",
-                              x1_temperature=1.0, temperature=0.0, return_stats=True)
+    rows_evaluated = []
+    hook = model.diffusion.register_forward_pre_hook(lambda module, args: rows_evaluated.append(args[0].shape[0]))
+    try:
+        _, stats = model.generate(ids, mask, max_new_tokens=2, solver="bosh3", x1_estimate="expectation",
+                                  x1_temperature=1.0, temperature=0.0, return_stats=True, class_labels=classes,
+                                  guidance=None if classes is None else 2.0)
+    finally:
+        hook.remove()
     assert stats.nfe_per_token.unique().numel() > 1
+    assert sum(rows_evaluated) == stats.nfe_per_token.sum()
 
 
 def test_eos_stops_rows_and_pads_them(model):

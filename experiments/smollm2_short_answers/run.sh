@@ -4,8 +4,9 @@
 #   lora          plain LoRA next-token finetuning
 #   l2d_base      L2D-LoRA on the frozen base
 #   l2d_on_lora   L2D-LoRA on the frozen LoRA-finetuned model (the paper's "L2D from LoRA ft.")
-# then every arm on the test problems (task=arithmetic: questions unseen in training), L2D at midpoint levels
-# 1, 2, 4, 8, 16 and an adaptive solver, and the report with its plots. Run from the repository root:
+# then every arm on the test problems (task=arithmetic: questions unseen in training): L2D on the base at midpoint
+# levels 1, 2, 4, 8, 16 and an adaptive solver, L2D on the LoRA model at levels 2 and 8 (at levels 1 it is the
+# LoRA model itself, w_d(0) = 0), and the report with its plots. Run from the repository root:
 #
 #   bash experiments/smollm2_short_answers/run.sh [OUT]     (OUT: experiments/runs/smollm2_short_answers)
 #
@@ -46,14 +47,15 @@ train l2d_on_lora finetuned="$out/lora/export" lr=3e-4  # 1e-3 collapses w_d on 
 # clean x, which training never shows it at σ = 64; levels 8 scored 21% at t_final 1 and 26% at 0.9 there).
 # Most informative first, so that a cut run still answers the question.
 evaluate lora checkpoint="$out/lora/export"
-for levels in 8 2 16 1 4; do
+for levels in 8 2; do
   for arm in l2d_on_lora l2d_base; do
     evaluate "${arm}_levels$levels" checkpoint="$out/$arm/export" solver.levels=$levels solver.t_final=0.9
   done
 done
-for arm in l2d_on_lora l2d_base; do
-  evaluate "${arm}_adaptive" checkpoint="$out/$arm/export" solver=adaptive_heun solver.t_final=0.9
+for levels in 16 1 4; do
+  evaluate "l2d_base_levels$levels" checkpoint="$out/l2d_base/export" solver.levels=$levels solver.t_final=0.9
 done
+evaluate l2d_base_adaptive checkpoint="$out/l2d_base/export" solver=adaptive_heun solver.t_final=0.9
 
 stage report "$out/report/report.md" python -m l2d.report inputs="[$out]" out="$out/report"
 column -t -s $'\t' "$out/stages.tsv"

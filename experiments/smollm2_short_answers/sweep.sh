@@ -33,11 +33,12 @@ train sigma16 sigma=16
 train sigma8 sigma=8
 train sigma16_vocabulary_held sigma=16 'module.lr_multipliers={vocabulary:0}'
 train cosmap timestep_sampling=cosmap
+train sigma8_vocabulary_held sigma=8 'module.lr_multipliers={vocabulary:0}'
 train on_lora_sigma8_w_d_held finetuned="$arms/lora/export" lr=3e-4 sigma=8 \
   'module.lr_multipliers={w_d:0,conditioning:0}' trainer.val_check_interval=0.5
 
 validate "$arms/lora/export" lora
-for run in sigma16 sigma8 sigma16_vocabulary_held cosmap on_lora_sigma8_w_d_held; do
+for run in sigma16 sigma8 sigma16_vocabulary_held cosmap on_lora_sigma8_w_d_held sigma8_vocabulary_held; do
   for levels in 2 8; do
     validate "$out/$run/export" "${run}_levels$levels" solver.levels=$levels solver.t_final=0.9
   done
@@ -50,6 +51,14 @@ done
 validate "$out/sigma8/export" sigma8_levels16 solver.levels=16 solver.t_final=0.9
 validate "$arms/l2d_base/export" l2d_base_levels2_from_0.05 solver.levels=2 solver.t_final=0.9 solver.t_start=0.05
 validate "$arms/l2d_on_lora/export" l2d_on_lora_levels8 solver.levels=8 solver.t_final=0.9
+validate "$out/sigma8_vocabulary_held/export" sigma8_vocabulary_held_levels2_from_0.05 solver.levels=2 \
+  solver.t_final=0.9 solver.t_start=0.05
+for levels in 2 8; do  # x̂ sampled at temperature 1, annealed to 0 along t (the paper's option), instead of argmax
+  validate "$arms/l2d_base/export" "l2d_base_levels${levels}_x1_temperature1" solver.levels=$levels \
+    solver.t_final=0.9 solver.x1_temperature=1.0
+  validate "$out/sigma8/export" "sigma8_levels${levels}_x1_temperature1" solver.levels=$levels solver.t_final=0.9 \
+    solver.x1_temperature=1.0
+done
 
 score_test() {  # name, overrides...: the test problems, as run.sh's arms
   local name=$1; shift

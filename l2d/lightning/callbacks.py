@@ -14,20 +14,22 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 
 class Throughput(Callback):
-    """tokens/s (all real tokens) and supervised tokens/s over each optimizer step's micro-batches."""
+    """tokens/s (all real tokens) and supervised tokens/s per optimizer step: from the start of its first
+    micro-batch to the end of its last, forward, backward and the step itself."""
 
     def __init__(self) -> None:
         self.started = None
+        self.step = 0
         self.tokens = self.supervised = 0
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
         if self.started is None:
-            self.started = time.perf_counter()
+            self.started, self.step = time.perf_counter(), trainer.global_step
         self.tokens += int(batch["attention_mask"].sum())
         self.supervised += int((batch["labels"][:, 1:] != -100).sum())
 
-    def on_before_zero_grad(self, trainer, module, optimizer) -> None:
-        if self.started is None:
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if self.started is None or trainer.global_step == self.step:  # micro-batches still accumulating
             return
         if torch.cuda.is_available():
             torch.cuda.synchronize()

@@ -60,3 +60,29 @@ def test_the_default_job_learns_to_read_x_t(tmp_path):
     assert at_1 < 0.6 * at_0, (at_0, at_1)  # measured: 3.36 -> 1.25
     # and beyond what the context alone gives (t = 0.25, where x_t is noise at sigma 64): x_t itself is read
     assert at_1 < metrics["val/loss_at_t0.25"] - 0.1, metrics  # measured: 1.25 against 1.55
+
+
+def test_the_path_learns_to_read_x_t_on_a_finetuned_base(tmp_path):
+    """The same guard on a base that already answers (the paper's "L2D from LoRA ft."): a short LoRA run of the
+    default job, then L2D on its export with the setting that learns on a finetuned base in
+    experiments/smollm2_short_answers (σ 8, w_d and its conditioning held at the open start). On a good base
+    the error is small, and a path that does not read x_t leaves the mirror start's fused model the base at
+    every t; the loss at t = 1 has to fall clearly below the finetuned base's own (t = 0) and below what the
+    context alone gives (t = 0.25)."""
+    from l2d.train import train
+    from tests.compose import compose_config
+
+    # One micro-batch of 8 per step; each run validates once, at its last step.
+    common = ["batch_size=8", "data.val_size=32", "trainer.enable_progress_bar=false"]
+    lora_steps, l2d_steps = 12, 24
+    train(compose_config("train", ["method=lora", "lr=1e-3", f"trainer.max_steps={lora_steps}",
+                                   f"trainer.val_check_interval={lora_steps}", *common], tmp_path / "lora"))
+    cfg = compose_config("train", [f"finetuned={tmp_path / 'lora' / 'export'}", "sigma=8", "lr=1e-3",
+                                   "module.lr_multipliers={w_d:0,conditioning:0}", f"trainer.max_steps={l2d_steps}",
+                                   f"trainer.val_check_interval={l2d_steps}", "export=false", *common],
+                         tmp_path / "l2d")
+    metrics = train(cfg)
+    at_0, at_1 = metrics["val/loss_at_t0"], metrics["val/loss_at_t1"]
+    assert at_0 < 2.0, metrics  # the finetuned base knows the answer format (the raw base: 3.4)
+    assert at_1 < at_0 - 0.1, metrics
+    assert at_1 < metrics["val/loss_at_t0.25"] - 0.1, metrics

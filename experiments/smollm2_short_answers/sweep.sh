@@ -34,12 +34,13 @@ train sigma8 sigma=8
 train sigma16_vocabulary_held sigma=16 'module.lr_multipliers={vocabulary:0}'
 train cosmap timestep_sampling=cosmap
 train sigma8_vocabulary_held sigma=8 'module.lr_multipliers={vocabulary:0}'
-train steps400 data.sources.0.size=6528  # 400 steps of 16: one epoch of twice the problems (+ the 128 validation)
+train steps100 data.sources.0.size=1728  # 100 steps of 16: one epoch of half the problems (+ the 128 validation)
+train steps400 data.sources.0.size=6528  # 400 steps of 16: one epoch of twice the problems
 train on_lora_sigma8_w_d_held finetuned="$arms/lora/export" lr=3e-4 sigma=8 \
   'module.lr_multipliers={w_d:0,conditioning:0}' trainer.val_check_interval=0.5
 
 validate "$arms/lora/export" lora
-for run in sigma16 sigma8 sigma16_vocabulary_held cosmap on_lora_sigma8_w_d_held sigma8_vocabulary_held steps400; do
+for run in sigma16 sigma8 sigma16_vocabulary_held cosmap on_lora_sigma8_w_d_held sigma8_vocabulary_held steps100 steps400; do
   for levels in 2 8; do
     validate "$out/$run/export" "${run}_levels$levels" solver.levels=$levels solver.t_final=0.9
   done

@@ -22,6 +22,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from l2d.config import config_dir, register_resolvers
+from l2d.data.chat import IGNORE_INDEX, next_token_labels
 from l2d.files import write_atomically
 from l2d.model.config import L2DConfig
 from l2d.model.finetune import Finetune
@@ -124,7 +125,7 @@ def training_rows(cfg: DictConfig, load_base, device) -> list[dict]:
         optimizer = torch.optim.AdamW([p for p in network.parameters() if p.requires_grad], lr=1e-5)
         ids = torch.randint(0, base.config.vocab_size, (cfg.train.batch, cfg.train.sequence), device=device)
         labels = ids.clone()
-        labels[:, : cfg.train.sequence // 2] = -100  # half prompt, half answer, as chat data
+        labels[:, : cfg.train.sequence // 2] = IGNORE_INDEX  # half prompt, half answer, as chat data
         autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
         def step():
@@ -138,7 +139,7 @@ def training_rows(cfg: DictConfig, load_base, device) -> list[dict]:
             torch.cuda.reset_peak_memory_stats(device)
         seconds = timed(step, device, cfg.warmup, cfg.repeats)
         tokens = ids.numel()
-        flops = training_flops(method, base, network, tokens, int((labels[:, 1:] != -100).sum()))
+        flops = training_flops(method, base, network, tokens, int((next_token_labels(labels) != IGNORE_INDEX).sum()))
         rows.append({"kind": "train", "setting": method, "batch": cfg.train.batch, "sequence": cfg.train.sequence,
                      "seconds": seconds, "tokens_per_s": tokens / seconds,
                      "trainable_parameters": sum(p.numel() for p in network.parameters() if p.requires_grad),

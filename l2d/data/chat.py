@@ -11,9 +11,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+import torch.nn.functional as F
+
 from l2d.data.example import Message
 
 IGNORE_INDEX = -100  # the label that HF (and torch's cross-entropy) skip
+
+
+def next_token_labels(labels: torch.Tensor) -> torch.Tensor:
+    """Labels (B, T) aligned with input_ids -> the token each position predicts, labels[k + 1] (B, T);
+    IGNORE_INDEX at the last position, which has no successor."""
+    return F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
 
 
 def render(tokenizer: Any, messages: list[Message], add_generation_prompt: bool = False) -> str:

@@ -12,6 +12,8 @@ from lightning.pytorch import Callback
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from l2d.data.chat import IGNORE_INDEX, next_token_labels
+
 
 class Throughput(Callback):
     """tokens/s (all real tokens) and supervised tokens/s per optimizer step: from the start of its first
@@ -26,7 +28,7 @@ class Throughput(Callback):
         if self.started is None:
             self.started, self.step = time.perf_counter(), trainer.global_step
         self.tokens += int(batch["attention_mask"].sum())
-        self.supervised += int((batch["labels"][:, 1:] != -100).sum())
+        self.supervised += int((next_token_labels(batch["labels"]) != IGNORE_INDEX).sum())
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if self.started is None or trainer.global_step == self.step:  # micro-batches still accumulating

@@ -11,7 +11,7 @@ from peft import LoraConfig, get_peft_model
 from torch import nn
 from transformers.modeling_outputs import CausalLMOutput
 
-from l2d.data.chat import IGNORE_INDEX
+from l2d.data.chat import IGNORE_INDEX, next_token_labels
 from l2d.model.card import CARD_FILE, TrainingRecord, finetune_card
 from l2d.model.checkpoint import atomic_directory
 from l2d.model.family import family_of, get
@@ -30,6 +30,7 @@ class Finetune(nn.Module):
         if lora_rank < 0:
             raise ValueError(f"lora_rank must be >= 0 (0 = full finetuning), got {lora_rank}")
         self.method = "lora" if lora_rank else "full"
+        self.family = family_of(base)  # where the decoder and the LM head live
         self.lora_rank = lora_rank
         self.base_name = getattr(base.config, "l2d_name_or_path", None) or base.config._name_or_path
         self.finetuned = getattr(base.config, "l2d_finetuned", None)  # this run continues a finetuned model
@@ -48,11 +49,10 @@ class Finetune(nn.Module):
         lm = self.model.get_base_model() if self.method == "lora" else self.model
         if labels is None:
             return lm(input_ids=input_ids, attention_mask=attention_mask)
-        family = family_of(lm)
-        hidden = get(lm, family.decoder)(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        next_tokens = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)  # position k predicts labels[k+1]
+        hidden = get(lm, self.family.decoder)(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        next_tokens = next_token_labels(labels)
         supervised = next_tokens != IGNORE_INDEX
-        logits = get(lm, family.lm_head)(hidden[supervised])
+        logits = get(lm, self.family.lm_head)(hidden[supervised])
         return CausalLMOutput(loss=F.cross_entropy(logits.float(), next_tokens[supervised]), logits=logits)
 
     def trainable_named_parameters(self):

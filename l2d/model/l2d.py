@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from l2d.data.chat import IGNORE_INDEX, next_token_labels
 from l2d.diffusion.guidance import NULL_CLASS
 from l2d.diffusion.path import add_noise, sample_timesteps
 from l2d.model.config import L2DConfig
@@ -21,7 +22,6 @@ from l2d.model.diffusion_path import DiffusionPath, MainPathContext
 from l2d.model.family import get, new_cache, positions_from_mask
 from l2d.model.main_path import CausalLM
 
-IGNORE_INDEX = -100
 # (group, a marker in the parameter's name); what matches none is a full copy of an LM projection.
 PARAMETER_GROUPS = (("w_d", "fusion."), ("modulation", ".modulation."), ("conditioning", "conditioning."),
                     ("translation", "translation."), ("vocabulary", "vocabulary."), ("lora_A", "lora_A"),
@@ -138,12 +138,12 @@ class L2DModel(CausalLM):
             hidden = self.run_main_path(input_ids, attention_mask, position_ids, cache)
 
         if labels is not None:
-            next_tokens = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
+            next_tokens = next_token_labels(labels)
             supervised = next_tokens != IGNORE_INDEX
             if not supervised.any():
                 raise ValueError("labels have no supervised position (every label is -100)")
         else:
-            next_tokens = F.pad(input_ids[:, 1:], (0, 1), value=IGNORE_INDEX)
+            next_tokens = next_token_labels(input_ids)
             supervised = attention_mask.bool()
         # Gather supervised positions to the front of each row: (B, S) slots, S = most per row.
         index = torch.arange(length, device=input_ids.device)

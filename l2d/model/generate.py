@@ -94,15 +94,14 @@ class TokenDiffusion:
         # Adaptive steps sync with the host at every step anyway; compiling them would buy nothing.
         self.evaluate = compiled_evaluation(model, None if options.solver in ADAPTIVE else options.compile)
 
-    def logits(self, context, t: float | torch.Tensor, x: torch.Tensor, rows: torch.Tensor | None = None
+    def logits(self, context, t: float | torch.Tensor, x: torch.Tensor, slot_classes: torch.Tensor | None
                ) -> torch.Tensor:
-        """Diffusion logits (B, Q, V) for state x (B, d̄) at time t (a float, or per row (B,)); `rows`: the
-        batch rows that context and x hold (None: all)."""
+        """Diffusion logits (B, Q, V) for state x (B, d̄) at time t (a float, or per row (B,)); context and
+        slot_classes hold the same B rows as x."""
         batch = x.shape[0]
         x_slots = x.unsqueeze(1).expand(batch, self.slots, x.shape[-1])
         t_rows = torch.full((batch,), t, device=x.device) if isinstance(t, float) else t.float()
         t_slots = t_rows.unsqueeze(1).expand(batch, self.slots)
-        slot_classes = self.slot_classes if rows is None or self.slot_classes is None else self.slot_classes[rows]
         conditioning = None
         if isinstance(t, float) and self.options.conditioning_tables:
             if t not in self.tables:
@@ -126,19 +125,20 @@ class TokenDiffusion:
                                      slot(position), key_mask)
         times = lambda t: torch.full((batch,), t, device=h_last.device) if isinstance(t, float) else t  # noqa: E731
 
-        narrowed = {}  # adaptive solvers ask for fewer rows as rows arrive; rows only ever leave
+        # (context, classes) per number of rows: adaptive solvers ask for fewer rows as rows arrive, and rows
+        # only ever leave, so the count names the set and each narrowing happens once per token.
+        narrowed = {batch: (context, self.slot_classes)}
 
         def velocity(t, x, rows=None):
             temperature = annealed_temperature(options.x1_temperature, t, options.anneal_x1_temperature)
             if isinstance(temperature, torch.Tensor):
                 temperature = temperature.view(-1, 1, 1)
-            if rows is None or len(rows) == batch:
-                rows_context, rows = context, None
-            else:
-                if len(rows) not in narrowed:
-                    narrowed[len(rows)] = context.rows(rows)
-                rows_context = narrowed[len(rows)]
-            x1_slots = estimate_x1(self.logits(rows_context, t, x, rows), self.table, options.x1_estimate,
+            count = batch if rows is None else len(rows)
+            if count not in narrowed:
+                narrowed[count] = (context.rows(rows),
+                                   None if self.slot_classes is None else self.slot_classes[rows])
+            rows_context, rows_classes = narrowed[count]
+            x1_slots = estimate_x1(self.logits(rows_context, t, x, rows_classes), self.table, options.x1_estimate,
                                    temperature, self.generator)
             return flow_velocity(combine(x1_slots, self.guidance), x, times(t))
 
@@ -152,7 +152,7 @@ class TokenDiffusion:
             grid = time_grid(options.levels, options.t_final, options.t_start)
             x = integrate_fixed(velocity, x, options.solver, grid)
             nfe = torch.full((batch,), fixed_nfe(options.solver, options.levels), device=h_last.device)
-        final = self.logits(context, float(options.t_final), x)[:, 0]  # the conditional slot
+        final = self.logits(context, float(options.t_final), x, self.slot_classes)[:, 0]  # the conditional slot
         return final, nfe + 1
 
 

@@ -1,5 +1,7 @@
 """Decoding: NFE accounting, main-path forwards, guidance, adaptive per-sequence steps."""
 
+from contextlib import contextmanager
+
 import pytest
 import torch
 from torch._dynamo.utils import counters
@@ -18,6 +20,17 @@ def model():
         for _, p in model.trainable_named_parameters():
             p.add_(torch.randn_like(p) * 0.05)
     return model.eval()
+
+
+@contextmanager
+def rows_evaluated(model):
+    """The number of rows of each diffusion-path evaluation, in order."""
+    counts = []
+    hook = model.diffusion.register_forward_pre_hook(lambda module, args: counts.append(args[0].shape[0]))
+    try:
+        yield counts
+    finally:
+        hook.remove()
 
 
 def prompts():
@@ -63,16 +76,12 @@ def test_adaptive_steps_differ_between_sequences_and_cost_only_their_own_evaluat
     """Each row keeps its own step size (batch independence itself is tested on known ODEs), and a row whose
     integration has arrived is not evaluated while the others go on: rows evaluated = the NFE reported."""
     ids, mask = prompts()
-    rows_evaluated = []
-    hook = model.diffusion.register_forward_pre_hook(lambda module, args: rows_evaluated.append(args[0].shape[0]))
-    try:
+    with rows_evaluated(model) as counts:
         _, stats = model.generate(ids, mask, max_new_tokens=2, solver="bosh3", x1_estimate="expectation",
                                   x1_temperature=1.0, temperature=0.0, return_stats=True, class_labels=classes,
                                   guidance=None if classes is None else 2.0)
-    finally:
-        hook.remove()
     assert stats.nfe_per_token.unique().numel() > 1
-    assert sum(rows_evaluated) == stats.nfe_per_token.sum()
+    assert sum(counts) == stats.nfe_per_token.sum()
 
 
 def test_eos_stops_rows_and_pads_them(model):
@@ -95,16 +104,12 @@ def test_finished_rows_leave_the_batch_and_the_rest_decode_as_in_the_full_batch(
     options = dict(max_new_tokens=6, levels=4, temperature=0.0, x1_estimate="expectation", x1_temperature=1.0)
     seeded = lambda seed: torch.Generator().manual_seed(seed)  # noqa: E731
     eos = int(model.generate(ids, mask, generator=seeded(5), **options)[1, 8])  # row 1's second new token
-    rows_evaluated = []
-    hook = model.diffusion.register_forward_pre_hook(lambda module, args: rows_evaluated.append(args[0].shape[0]))
-    try:
+    with rows_evaluated(model) as counts:
         retired, stats = model.generate(ids, mask, eos_token_id=eos, pad_token_id=255, generator=seeded(5),
                                         return_stats=True, **options)
-    finally:
-        hook.remove()
     full, full_stats = model.generate(ids, mask, eos_token_id=eos, pad_token_id=255, generator=seeded(5),
                                       return_stats=True, static_cache=True, **options)
-    assert min(rows_evaluated) < 3 == max(rows_evaluated)
+    assert min(counts) < 3 == max(counts)
     assert torch.equal(retired, full)
     assert torch.equal(stats.nfe_per_token, full_stats.nfe_per_token)
     # Other noise, other tokens: keeping each row's noise is what the equality above checks.

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import importlib.util
+import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import torch
@@ -13,7 +18,10 @@ from l2d.network import reachable
 SMOLLM2 = "smollm2-135m"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_ENV = "L2D_SMOLLM2_GGUF"
+CACHE_ENV = "L2D_CACHE"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+log = logging.getLogger(__name__)
 
 
 def smollm2_gguf_path() -> Path:
@@ -46,10 +54,8 @@ def resolve_dtype(dtype) -> torch.dtype:
 
 
 def load_base_model(name_or_path: str, dtype=torch.float32, device=None):
-    """Returns (model, tokenizer). `smollm2-135m` (or a .gguf path) loads offline, de-quantized;
-    `tiny` is a random test-sized Llama (see l2d/model/tiny.py)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    """Returns (model, tokenizer). `smollm2-135m` (or a .gguf path) loads offline, de-quantized (and cached,
+    see `load_gguf`); `tiny` is a random test-sized Llama (see l2d/model/tiny.py)."""
     dtype = resolve_dtype(dtype)
     if name_or_path == "tiny" or name_or_path.startswith("tiny:"):
         from l2d.model.tiny import tiny_from_name
@@ -58,29 +64,93 @@ def load_base_model(name_or_path: str, dtype=torch.float32, device=None):
         return model.to(device) if device is not None else model, tokenizer
     source = smollm2_gguf_path() if name_or_path == SMOLLM2 else Path(name_or_path)
     if str(source).endswith(".gguf"):
-        if not source.is_file():
-            raise FileNotFoundError(f"GGUF file {source} not found")
-        kwargs = dict(gguf_file=source.name)
-        location = str(source.parent)
+        model, tokenizer = load_gguf(source, dtype)
     else:
-        kwargs, location = {}, str(name_or_path)
+        kwargs = {}
         if not source.exists() and not hub_reachable():
             kwargs["local_files_only"] = True  # a model already in the HF cache still loads offline
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, **kwargs)
-    except OSError:
-        if Path(location).exists():
-            raise
-        raise OSError(f"cannot load {name_or_path!r}: not a local path and the Hugging Face hub is unreachable "
-                      f"or has no such model. Download it where there is network (`hf download {name_or_path} "
-                      f"--local-dir DIR`) and pass DIR, or use the offline base {SMOLLM2!r}.") from None
+        try:
+            model, tokenizer = load_pretrained(str(name_or_path), dtype, **kwargs)
+        except OSError:
+            if source.exists():
+                raise
+            raise OSError(f"cannot load {name_or_path!r}: not a local path and the Hugging Face hub is unreachable "
+                          f"or has no such model. Download it where there is network (`hf download {name_or_path} "
+                          f"--local-dir DIR`) and pass DIR, or use the offline base {SMOLLM2!r}.") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.config.l2d_name_or_path = name_or_path
     if device is not None:
         model.to(device)
     return model.eval(), tokenizer
+
+
+def load_pretrained(location: str, dtype: torch.dtype, **kwargs):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
+    return AutoModelForCausalLM.from_pretrained(location, dtype=dtype, **kwargs), tokenizer
+
+
+def load_gguf(source: Path, dtype: torch.dtype):
+    """A GGUF file de-quantized; the result is kept in the cache (`gguf_cache_entry`), because
+    de-quantizing takes ~20 s on a CPU at every load and reading the kept copy back well under 1 s."""
+    if not source.is_file():
+        raise FileNotFoundError(f"GGUF file {source} not found")
+    entry = gguf_cache_entry(source, dtype)
+    if entry is not None and entry.is_dir():
+        try:
+            return load_pretrained(str(entry), dtype)
+        except (OSError, ValueError) as error:
+            log.warning("ignoring the cached copy %s of %s (%s); delete it to rebuild it", entry, source, error)
+    model, tokenizer = load_pretrained(str(source.parent), dtype, gguf_file=source.name)
+    if entry is not None and not entry.exists():
+        save_dequantized(model, tokenizer, entry)
+    return model, tokenizer
+
+
+def cache_root() -> Path | None:
+    """$L2D_CACHE (set but empty: no cache), else $XDG_CACHE_HOME/l2d, else ~/.cache/l2d."""
+    value = os.environ.get(CACHE_ENV)
+    if value is not None:
+        return Path(value).expanduser() if value else None
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "l2d"
+
+
+def gguf_cache_entry(source: Path, dtype: torch.dtype) -> Path | None:
+    """The cached de-quantized copy of one GGUF file in one dtype: a new file, or the same file changed
+    (size or modification time), gets a new entry."""
+    root = cache_root()
+    if root is None:
+        return None
+    stat = source.stat()
+    key = hashlib.sha256(f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    return root / "gguf" / f"{source.stem}-{key}-{str(dtype).removeprefix('torch.')}"
+
+
+def save_dequantized(model, tokenizer, entry: Path) -> None:
+    """Write model and tokenizer as a plain transformers directory, under a temporary name renamed into
+    place at the end: an interrupted write leaves no entry, and of two processes writing at once the
+    first rename wins. A failed write only costs the next load its de-quantization."""
+    from safetensors.torch import save_model
+
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+    try:
+        config = copy.deepcopy(model.config)
+        # The weights are de-quantized already; without this transformers refuses to save or re-quantizes.
+        config.__dict__.pop("quantization_config", None)
+        config.save_pretrained(staging)
+        model.generation_config.save_pretrained(staging)
+        save_model(model, str(staging / "model.safetensors"))
+        tokenizer.save_pretrained(staging)
+        staging.rename(entry)
+        log.info("de-quantized weights cached at %s (set %s= to turn the cache off)", entry, CACHE_ENV)
+    except OSError as error:
+        if not entry.is_dir():
+            log.warning("could not cache the de-quantized weights at %s: %s", entry, error)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def random_model(architecture: dict, dtype=torch.float32, seed: int = 0):

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from l2d import L2DConfig, L2DModel, load_base_model
+from l2d.model.loading import CACHE_ENV, gguf_cache_entry, smollm2_gguf_path
 
 pytestmark = pytest.mark.slow
 
@@ -40,6 +41,24 @@ def test_real_weights_generate_like_the_base_at_one_level(smollm2):
     ours = model.generate(ids, max_new_tokens=8, levels=1, temperature=0.0)
     theirs = base.generate(ids, max_new_tokens=8, do_sample=False)
     assert torch.equal(ours, theirs)
+
+
+def test_the_cached_copy_of_the_gguf_is_the_same_model(monkeypatch, tmp_path):
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    de_quantized, tokenizer = load_base_model("smollm2-135m")
+    entry = gguf_cache_entry(smollm2_gguf_path(), torch.float32)
+    assert entry.is_dir() and entry.parent.parent == tmp_path
+    cached, cached_tokenizer = load_base_model("smollm2-135m")
+    assert not hasattr(cached.config, "quantization_config")  # read as plain float32 weights
+    expected = de_quantized.state_dict()
+    assert all(torch.equal(value, expected[name]) for name, value in cached.state_dict().items())
+    messages = [{"role": "user", "content": "What is 7 times 6?"}, {"role": "assistant", "content": "42"}]
+    ids = tokenizer.apply_chat_template(messages, return_dict=True)["input_ids"]
+    assert cached_tokenizer.apply_chat_template(messages, return_dict=True)["input_ids"] == ids
+    assert (cached_tokenizer.eos_token_id, cached_tokenizer.pad_token_id) == (tokenizer.eos_token_id,
+                                                                             tokenizer.pad_token_id)
+    with torch.no_grad():
+        assert torch.equal(cached(torch.tensor([ids])).logits, de_quantized(torch.tensor([ids])).logits)
 
 
 def test_the_default_job_learns_to_read_x_t(tmp_path):

@@ -87,18 +87,21 @@ class TrainingModule(LightningModule):
         self.val_at_t = torch.zeros(2, len(self.val_timesteps), device=self.device)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        out = self(batch)
+        if self.is_l2d and self.val_timesteps:
+            # The same noise at every validation, so the curves move only because the model does; the loss at
+            # sampled t and the losses at fixed t share one main-path pass.
+            generator = torch.Generator(self.device).manual_seed(batch_idx * self.trainer.world_size
+                                                                 + self.trainer.global_rank)
+            out, *outs = self.network.losses_at(batch["input_ids"], batch["attention_mask"], batch["labels"],
+                                                self.val_timesteps, batch.get("class_labels")
+                                                if self.network.num_classes else None, generator=generator,
+                                                sampled=True)
+            self.val_at_t += torch.stack([torch.stack([o.token_losses.sum(), o.valid.sum().float()]) for o in outs], 1)
+        else:
+            out = self(batch)
         self.log("val/loss", out.loss, prog_bar=True, sync_dist=True)
         if getattr(out, "token_losses", None) is not None:
             self.val_bins += torch.stack(loss_by_t_bin(out.token_losses, out.timesteps, out.valid, self.t_bins))
-        if self.is_l2d and self.val_timesteps:
-            # The same noise at every validation, so the curve moves only because the model does.
-            generator = torch.Generator(self.device).manual_seed(batch_idx * self.trainer.world_size
-                                                                 + self.trainer.global_rank)
-            outs = self.network.losses_at(batch["input_ids"], batch["attention_mask"], batch["labels"],
-                                          self.val_timesteps, batch.get("class_labels") if self.network.num_classes
-                                          else None, generator=generator)
-            self.val_at_t += torch.stack([torch.stack([o.token_losses.sum(), o.valid.sum().float()]) for o in outs], 1)
 
     def on_validation_epoch_end(self) -> None:
         # One all-reduce of every bin: ranks see different t-bins, so per-bin syncs would not line up.

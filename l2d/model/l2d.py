@@ -28,6 +28,9 @@ PARAMETER_GROUPS = (("w_d", "fusion."), ("modulation", ".modulation."), ("condit
                     ("lora_B", "lora_B"))
 OTHER_GROUP = "projections"  # full copies of the LM's projections (l2d_full)
 GROUP_NAMES = (*(group for group, _ in PARAMETER_GROUPS), OTHER_GROUP)
+# losses_at scores several t in one diffusion pass up to this many logits (1 GiB in float32): all of a CPU
+# validation batch's t at once, one t per pass for long answers over a large vocabulary.
+LOGITS_PER_PASS = 2**28
 
 
 @dataclass
@@ -41,6 +44,14 @@ class Slots:
     targets: torch.Tensor
     classes: torch.Tensor | None
     context: MainPathContext
+
+    def repeat(self, count: int) -> "Slots":
+        """The batch repeated `count` times along its rows (to score several t in one pass)."""
+        if count == 1:
+            return self
+        rows = torch.arange(self.index.shape[0], device=self.index.device).repeat(count)
+        return Slots(self.index[rows], self.valid[rows], self.targets[rows],
+                     None if self.classes is None else self.classes[rows], self.context.rows(rows))
 
 
 @dataclass
@@ -118,14 +129,35 @@ class L2DModel(CausalLM):
 
     @torch.no_grad()
     def losses_at(self, input_ids, attention_mask=None, labels=None, timesteps=(0.0, 1.0), class_labels=None,
-                  generator: torch.Generator | None = None) -> list[L2DOutput]:
-        """The loss at each fixed t of `timesteps` over the same positions with the same noise x0,
-        from one main-path pass: a loss-against-t curve whose points differ only in t."""
+                  generator: torch.Generator | None = None, sampled: bool = False) -> list[L2DOutput]:
+        """The loss at each fixed t of `timesteps` over the same positions with the same noise x0: a
+        loss-against-t curve whose points differ only in t. `sampled` puts first the loss at t drawn as in
+        training (forward's, with its own x0). One main-path pass for all of them, and the diffusion passes
+        batched: the slots repeated once per t, as many t per pass as LOGITS_PER_PASS allows."""
         slots = self.supervised_slots(input_ids, attention_mask, labels, class_labels)
-        x0 = torch.randn((*slots.index.shape, self.config.dim), device=input_ids.device, generator=generator)
-        return [self.diffusion_pass(slots, torch.full(slots.index.shape, float(t), device=input_ids.device),
-                                    labels is not None, x0=x0 * self.config.sigma)
-                for t in timesteps]
+        shape, device = slots.index.shape, input_ids.device
+        times = [torch.full(shape, float(t), device=device) for t in timesteps]
+        x0 = torch.randn((*shape, self.config.dim), device=device, generator=generator)
+        noises = [x0] * len(times)
+        if sampled:
+            times.insert(0, self._slot_timesteps(None, *input_ids.shape, slots.index, slots.valid, generator))
+            noises.insert(0, torch.randn((*shape, self.config.dim), device=device, generator=generator))
+        per_pass = max(1, LOGITS_PER_PASS // (slots.index.numel() * self.base.config.vocab_size))
+        outputs = []
+        for first in range(0, len(times), per_pass):
+            count = len(times[first:first + per_pass])
+            out = self.diffusion_pass(slots.repeat(count), torch.cat(times[first:first + per_pass]),
+                                      labels is not None, x0=torch.cat(noises[first:first + per_pass]) * self.config.sigma)
+            outputs += [self.output(slots, *parts) for parts in
+                        zip(out.logits.chunk(count), out.timesteps.chunk(count),
+                            out.token_losses.chunk(count) if out.token_losses is not None else [None] * count)]
+        return outputs
+
+    @staticmethod
+    def output(slots: "Slots", logits, t, token_losses) -> L2DOutput:
+        loss = token_losses.sum() / slots.valid.sum() if token_losses is not None else None
+        return L2DOutput(loss=loss, logits=logits, positions=slots.index, valid=slots.valid, timesteps=t,
+                         token_losses=token_losses)
 
     def supervised_slots(self, input_ids, attention_mask, labels, class_labels) -> "Slots":
         """Run the frozen main path once and gather the positions the diffusion path predicts."""
@@ -174,13 +206,11 @@ class L2DModel(CausalLM):
         x_t = add_noise(x1, t, self.config.sigma, generator=generator, x0=x0).x_t
         logits = self.diffusion_logits(x_t, t, slot_classes, slots.context)
 
-        loss = token_losses = None
+        token_losses = None
         if supervised:
             token_losses = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(),
                                            ignore_index=IGNORE_INDEX, reduction="none").view_as(targets)
-            loss = token_losses.sum() / slots.valid.sum()
-        return L2DOutput(loss=loss, logits=logits, positions=slots.index, valid=slots.valid, timesteps=t,
-                         token_losses=token_losses)
+        return self.output(slots, logits, t, token_losses)
 
     def _slot_timesteps(self, timesteps, batch, length, slots, valid, generator=None) -> torch.Tensor:
         if timesteps is None:

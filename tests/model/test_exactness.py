@@ -3,6 +3,8 @@
 import torch
 
 from l2d import L2DConfig, L2DModel
+from l2d.diffusion.path import sample_timesteps
+from l2d.model import l2d as l2d_module
 from tests.tiny import tiny_base
 
 
@@ -76,3 +78,38 @@ def test_losses_at_reuse_one_main_pass_with_the_same_positions_and_noise():
             torch.manual_seed(5)  # forward draws x0 from the global stream: the same numbers
             torch.testing.assert_close(model(ids, labels=labels, timesteps=t).loss, point.loss)
     assert curve[1].loss != curve[2].loss
+
+
+def test_losses_at_in_one_batched_pass_equal_one_pass_per_t_and_the_sampled_loss_is_forwards(monkeypatch):
+    """Validation's shared passes: the fixed-t losses do not depend on how many t share a diffusion pass,
+    and the loss at sampled t (sampled=True) is forward's at those t with that noise."""
+    model = L2DModel(tiny_base(), L2DConfig(dim=16, lora_rank=4)).eval()
+    with torch.no_grad():
+        for _, p in model.trainable_named_parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    ids = torch.randint(0, 256, (3, 12), generator=torch.Generator().manual_seed(3))
+    labels = ids.clone()
+    labels[:, :5] = -100
+    labels[1, 9:] = -100  # ragged: row 1 has fewer supervised slots
+    times = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)
+    batched = model.losses_at(ids, labels=labels, timesteps=times, generator=torch.Generator().manual_seed(5),
+                              sampled=True)
+    monkeypatch.setattr(l2d_module, "LOGITS_PER_PASS", 1)  # one t per pass
+    alone = model.losses_at(ids, labels=labels, timesteps=times, generator=torch.Generator().manual_seed(5),
+                            sampled=True)
+    assert len(batched) == len(alone) == len(times) + 1
+    for ours, theirs in zip(batched, alone):
+        torch.testing.assert_close(ours.token_losses, theirs.token_losses)
+        torch.testing.assert_close(ours.logits, theirs.logits)
+    fixed = model.losses_at(ids, labels=labels, timesteps=times, generator=torch.Generator().manual_seed(5))
+    assert [f.loss for f in fixed] == [b.loss for b in batched[1:]]
+
+    sampled = batched[0]
+    valid_t = sampled.timesteps[sampled.valid]
+    assert ((valid_t > 0) & (valid_t < 1)).all() and valid_t.unique().numel() == valid_t.numel()
+    generator = torch.Generator().manual_seed(5)
+    torch.randn((*sampled.positions.shape, 16), generator=generator)  # the fixed-t noise, drawn first
+    sample_timesteps(sampled.positions.shape, model.config.timestep_sampling, generator=generator)
+    t = torch.zeros(ids.shape).scatter(1, sampled.positions, sampled.timesteps)
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids, labels=labels, timesteps=t, generator=generator).loss, sampled.loss)

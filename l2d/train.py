@@ -48,6 +48,10 @@ def train(cfg: DictConfig) -> dict:
         base = finetuned_base(base, to_absolute_path(cfg.finetuned))
     datamodule = instantiate(cfg.data, tokenizer=tokenizer)
     datamodule.setup("fit")  # the class names must be known before the network is built
+    # The path's random start from the seed alone: loading draws from the global stream or not depending on
+    # where the weights come from (a GGUF file initialises the model before de-quantizing into it, a cached copy
+    # does not), and that must not change the run.
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
     network = build_network(cfg, base, datamodule.class_names)
     module = TrainingModule(network, optimizer=instantiate(cfg.optimizer), scheduler=instantiate(cfg.scheduler),
                             seed=cfg.seed, **cfg.module)

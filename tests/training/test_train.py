@@ -35,6 +35,28 @@ def test_each_method_trains_exports_and_logs(method, tiny_train, tmp_path):
         assert (tmp_path / "export").is_dir()
 
 
+def test_the_start_depends_on_the_seed_not_on_what_loading_drew(tiny_train, tmp_path, monkeypatch):
+    """A base de-quantized from a GGUF file draws random numbers while loading, its cached copy does not: the
+    same seed must still give the same run (found when the cache changed the short-answer experiment)."""
+    import l2d.model.tiny
+
+    exports = []
+    for draws in (0, 1000):
+        loader = l2d.model.tiny.tiny_model
+
+        def loading_that_draws(*args, _load=loader, _draws=draws, **kwargs):
+            loaded = _load(*args, **kwargs)
+            torch.rand(_draws)
+            return loaded
+
+        monkeypatch.setattr(l2d.model.tiny, "tiny_model", loading_that_draws)
+        train(tiny_train("trainer.max_steps=2", output_dir=tmp_path / str(draws)))
+        monkeypatch.setattr(l2d.model.tiny, "tiny_model", loader)
+        exports.append(L2DModel.from_pretrained(tmp_path / str(draws) / "export").state_dict())
+    assert exports[0].keys() == exports[1].keys()
+    assert all(torch.equal(exports[0][name], exports[1][name]) for name in exports[0])
+
+
 def test_checkpoint_holds_only_trainable_weights(tiny_train, tmp_path):
     train(tiny_train())
     checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)

@@ -159,10 +159,30 @@ def newest_per_row_and_task(results: Iterable[Result]) -> list[Result]:
     return list(chosen.values())
 
 
+def common_folder(paths: Sequence[str]) -> str | None:
+    """The folder the paths share, when there are several and it is more than the file system's root."""
+    try:
+        root = os.path.commonpath(paths) if len(paths) > 1 else ""
+    except ValueError:  # absolute and relative paths mixed
+        return None
+    return root if root.strip("/") else None
+
+
+def within(override: str, root: str | None) -> str:
+    """'key=<root>/a/b' as 'key=a/b'; any other override unchanged."""
+    key, separator, value = override.partition("=")
+    if root and separator and value.startswith(root + "/"):
+        return f"{key}={value[len(root) + 1:]}"
+    return override
+
+
 def run_labels(runs: Sequence[TrainingRun]) -> dict[TrainingRun, str]:
     """'<method> <overrides>' with only the overrides that not every run shares (what a sweep varies),
-    else '<method> <folder>'."""
+    else '<method> <folder>'. A path among the runs' folders is written from their common folder on
+    ('finetuned=lora/export'), so labels name sibling runs, not where they lie on one machine."""
     shared = set.intersection(*(set(run.overrides) for run in runs)) if runs else set()
-    names = {run: " ".join(o for o in run.overrides if o not in shared) or run.path.name for run in runs}
+    root = common_folder([str(run.path) for run in runs])
+    names = {run: " ".join(within(o, root) for o in run.overrides if o not in shared) or run.path.name
+             for run in runs}
     return unique({run: f"{run.method} {name}" for run, name in names.items()},
                   lambda same: short_paths([str(run.path) for run in same]))

@@ -169,6 +169,16 @@ def test_runs_of_a_sweep_are_named_by_the_overrides_they_differ_in(tmp_path):
                                         "l2d_lora sigma=64"]
 
 
+def test_a_run_trained_on_a_sibling_run_is_named_by_the_sibling_not_by_where_it_lies(tmp_path):
+    runs = tmp_path / "runs"
+    write_run(runs / "lora", ["method=lora"], method="lora")
+    write_run(runs / "l2d_on_lora", [f"finetuned={runs / 'lora' / 'export'}", "lr=3e-4"])
+    write_run(runs / "l2d_elsewhere", [f"finetuned={tmp_path / 'other' / 'export'}"])
+    names = {row["Run"] for row in section_table(render(tmp_path, runs), "Validation loss at fixed t")}
+    assert "l2d_lora finetuned=lora/export lr=3e-4" in names
+    assert f"l2d_lora finetuned={tmp_path / 'other' / 'export'}" in names  # outside the runs' folder: as given
+
+
 def test_loss_at_fixed_t_takes_the_last_validation_with_plain_lms_as_reference(tmp_path):
     write_run(tmp_path / "runs" / "l2d", ["sigma=64"])
     write_run(tmp_path / "runs" / "lora", ["method=lora"], method="lora")

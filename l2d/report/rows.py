@@ -92,7 +92,7 @@ def short_paths(paths: Sequence[str | None]) -> list[str]:
         rest = list(path_parts[min(common, len(path_parts) - 1):]) if path_parts else ["-"]
         if len(rest) > 1 and rest[-1] == "export":
             rest.pop()
-        shorts.append("/".join(rest))
+        shorts.append(str(PurePath(*rest)))  # joins after a leading '/' part without doubling it
     return shorts
 
 

@@ -8,6 +8,7 @@ import os
 import pytest
 
 from l2d.report import build
+from l2d.report.rows import short_paths
 from l2d.tasks.summary import wilson_interval
 from tests.report.conftest import write_run
 from tests.report.tables import section_table, section_titles
@@ -177,6 +178,11 @@ def test_a_run_trained_on_a_sibling_run_is_named_by_the_sibling_not_by_where_it_
     names = {row["Run"] for row in section_table(render(tmp_path, runs), "Validation loss at fixed t")}
     assert "l2d_lora finetuned=lora/export lr=3e-4" in names
     assert f"l2d_lora finetuned={tmp_path / 'other' / 'export'}" in names  # outside the runs' folder: as given
+
+
+def test_checkpoints_given_one_absolute_and_one_relative_keep_their_own_form():
+    assert short_paths(["/data/runs/a/export", "runs/b/export"]) == ["/data/runs/a", "runs/b"]
+    assert short_paths(["/data/runs/a/export", "/data/runs/b/export"]) == ["a", "b"]
 
 
 def test_loss_at_fixed_t_takes_the_last_validation_with_plain_lms_as_reference(tmp_path):

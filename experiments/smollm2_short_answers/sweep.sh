@@ -2,7 +2,8 @@
 # experiments/smollm2_short_answers/sweep.sh: the settings swept after the three arms of run.sh, all chosen on the
 # validation problems (task=arithmetic with the validation seed 2000000, 200 problems), never on the test ones:
 #   sigma 16 and 8 (run.sh's l2d_base arm is sigma 64), the diffusion vocabulary held at its start (lr x 0),
-#   cosmap t-sampling, and L2D on the LoRA model with a lower sigma and w_d held open.
+#   cosmap t-sampling, 100 and 400 steps, and L2D on the LoRA model with a lower sigma and w_d held open;
+#   then run.sh's L2D-on-LoRA arm from two more random starts, and LoRA for 400 steps.
 # Each training run is the default job (experiment=short_answers) with the overrides shown; each is scored at
 # midpoint levels 2 and 8 with t_final 0.9, as the arms. Run from the repository root after run.sh (it reuses
 # run.sh's LoRA export):
@@ -62,14 +63,29 @@ for levels in 2 8; do  # x̂ sampled at temperature 1, annealed to 0 along t (th
     solver.x1_temperature=1.0
 done
 
-score_test() {  # name, overrides...: the test problems, as run.sh's arms
-  local name=$1; shift
+score_test() {  # export, name, overrides...: the test problems, as run.sh's arms
+  local export=$1 name=$2; shift 2
   [[ -f $out/test/$name/results.json ]] && return
-  python -m l2d.evaluate checkpoint="$out/sigma8/export" task=arithmetic temperature=0 max_new_tokens=8 \
+  python -m l2d.evaluate checkpoint="$export" task=arithmetic temperature=0 max_new_tokens=8 \
     batch_size=100 progress=false solver.t_final=0.9 "$@" hydra.run.dir="$out/test/$name"
 }
 for levels in 2 4 8 16; do
-  score_test "sigma8_levels$levels" solver.levels=$levels
+  score_test "$out/sigma8/export" "sigma8_levels$levels" solver.levels=$levels
 done
-score_test sigma8_levels2_from_0.05 solver.levels=2 solver.t_start=0.05
+score_test "$out/sigma8/export" sigma8_levels2_from_0.05 solver.levels=2 solver.t_start=0.05
+
+# How much run.sh's l2d_on_lora arm owes to its random start: the same arm with other seeds for the path's start
+# and its noise draws, the data unchanged (its problems and their order keep seed 0), on the test problems.
+for seed in 1 2; do
+  train "on_lora_seed$seed" finetuned="$arms/lora/export" lr=3e-4 seed=$seed data.sources.0.seed=0 data.seed=0
+  for levels in 8 2; do
+    score_test "$out/on_lora_seed$seed/export" "on_lora_seed${seed}_levels$levels" solver.levels=$levels
+  done
+done
+for seed in 1 2; do
+  validate "$out/on_lora_seed$seed/export" "on_lora_seed${seed}_levels8" solver.levels=8 solver.t_final=0.9
+done
+# LoRA for 400 steps, as steps400 (L2D on the base): whether the gap narrows with training.
+train lora_steps400 method=lora data.sources.0.size=6528
+validate "$out/lora_steps400/export" lora_steps400
 python -m l2d.report inputs="[$arms,$out/test]" out="$out/report"

@@ -145,9 +145,10 @@ class L2DModel(CausalLM):
         per_pass = max(1, LOGITS_PER_PASS // (slots.index.numel() * self.base.config.vocab_size))
         outputs = []
         for first in range(0, len(times), per_pass):
-            count = len(times[first:first + per_pass])
-            out = self.diffusion_pass(slots.repeat(count), torch.cat(times[first:first + per_pass]),
-                                      labels is not None, x0=torch.cat(noises[first:first + per_pass]) * self.config.sigma)
+            batch_times, batch_noises = times[first:first + per_pass], noises[first:first + per_pass]
+            count = len(batch_times)
+            out = self.diffusion_pass(slots.repeat(count), torch.cat(batch_times), labels is not None,
+                                      x0=torch.cat(batch_noises) * self.config.sigma)
             outputs += [self.output(slots, *parts) for parts in
                         zip(out.logits.chunk(count), out.timesteps.chunk(count),
                             out.token_losses.chunk(count) if out.token_losses is not None else [None] * count)]

@@ -3,7 +3,8 @@
 # validation problems (task=arithmetic with the validation seed 2000000, 200 problems), never on the test ones:
 #   sigma 16 and 8 (run.sh's l2d_base arm is sigma 64), the diffusion vocabulary held at its start (lr x 0),
 #   cosmap t-sampling, 100 and 400 steps, and L2D on the LoRA model with a lower sigma and w_d held open;
-#   then run.sh's L2D-on-LoRA arm from two more random starts, and LoRA for 400 steps.
+#   then run.sh's L2D-on-LoRA arm from two more random starts (scored on a third problem set too), and LoRA for
+#   400 steps.
 # Each training run is the default job (experiment=short_answers) with the overrides shown; each is scored at
 # midpoint levels 2 and 8 with t_final 0.9, as the arms. Run from the repository root after run.sh (it reuses
 # run.sh's LoRA export):
@@ -84,6 +85,20 @@ for seed in 1 2; do
 done
 for seed in 1 2; do
   validate "$out/on_lora_seed$seed/export" "on_lora_seed${seed}_levels8" solver.levels=8 solver.t_final=0.9
+done
+# A third problem set (seed 3000000, 500 problems, unseen in training like the others), because the starts gained
+# on the test problems and not on the validation ones: LoRA and the on-LoRA starts at levels 2 (their answers at
+# levels 8 are the same).
+third() {  # export, name, overrides...
+  local export=$1 name=$2; shift 2
+  [[ -f $out/third/$name/results.json ]] && return
+  python -m l2d.evaluate checkpoint="$export" task=arithmetic task.options.seed=3000000 temperature=0 \
+    max_new_tokens=8 batch_size=100 progress=false solver.t_final=0.9 "$@" hydra.run.dir="$out/third/$name"
+}
+third "$arms/lora/export" lora
+third "$arms/l2d_on_lora/export" l2d_on_lora_levels2 solver.levels=2
+for seed in 1 2; do
+  third "$out/on_lora_seed$seed/export" "on_lora_seed${seed}_levels2" solver.levels=2
 done
 # LoRA for 400 steps, as steps400 (L2D on the base): whether the gap narrows with training.
 train lora_steps400 method=lora data.sources.0.size=6528

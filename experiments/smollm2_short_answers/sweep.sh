@@ -3,8 +3,8 @@
 # validation problems (task=arithmetic with the validation seed 2000000, 200 problems), never on the test ones:
 #   sigma 16 and 8 (run.sh's l2d_base arm is sigma 64), the diffusion vocabulary held at its start (lr x 0),
 #   cosmap t-sampling, 100 and 400 steps, and L2D on the LoRA model with a lower sigma and w_d held open;
-#   then run.sh's L2D-on-LoRA arm from two more random starts (scored on a third problem set too), and LoRA for
-#   400 steps.
+#   then run.sh's L2D-on-LoRA arm from two more random starts (scored on a third problem set too), the same arm
+#   with w_d held open from three starts (on all three problem sets), and LoRA for 400 steps.
 # Each training run is the default job (experiment=short_answers) with the overrides shown; each is scored at
 # midpoint levels 2 and 8 with t_final 0.9, as the arms. Run from the repository root after run.sh (it reuses
 # run.sh's LoRA export):
@@ -99,6 +99,21 @@ third "$arms/lora/export" lora
 third "$arms/l2d_on_lora/export" l2d_on_lora_levels2 solver.levels=2
 for seed in 1 2; do
   third "$out/on_lora_seed$seed/export" "on_lora_seed${seed}_levels2" solver.levels=2
+done
+# w_d held open at its start on the LoRA model at run.sh's sigma 64 (the starts above gain only where w_d reopens)
+train on_lora_w_d_held finetuned="$arms/lora/export" lr=3e-4 'module.lr_multipliers={w_d:0,conditioning:0}'
+for levels in 8 2; do
+  score_test "$out/on_lora_w_d_held/export" "on_lora_w_d_held_levels$levels" solver.levels=$levels
+  third "$out/on_lora_w_d_held/export" "on_lora_w_d_held_levels$levels" solver.levels=$levels
+done
+validate "$out/on_lora_w_d_held/export" on_lora_w_d_held_levels8 solver.levels=8 solver.t_final=0.9
+for seed in 1 2; do  # the same from the two further starts of the path (seed 1's w_d closed when free)
+  name=on_lora_w_d_held_seed$seed
+  train "$name" finetuned="$arms/lora/export" lr=3e-4 'module.lr_multipliers={w_d:0,conditioning:0}' seed=$seed \
+    data.sources.0.seed=0 data.seed=0
+  score_test "$out/$name/export" "${name}_levels8" solver.levels=8
+  third "$out/$name/export" "${name}_levels8" solver.levels=8
+  validate "$out/$name/export" "${name}_levels8" solver.levels=8 solver.t_final=0.9
 done
 # LoRA for 400 steps, as steps400 (L2D on the base): whether the gap narrows with training.
 train lora_steps400 method=lora data.sources.0.size=6528

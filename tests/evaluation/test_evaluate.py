@@ -44,7 +44,11 @@ def fixtures(tmp_path: Path) -> dict[str, list[str]]:
     }
 
 
-@pytest.mark.parametrize("family", ["gsm8k", "gsm8k_heldout", "math", "humaneval", "mbpp", "mmlu", "reasoning_gym"])
+CODE = pytest.mark.bwrap  # their programs run in the sandbox
+
+
+@pytest.mark.parametrize("family", ["gsm8k", "gsm8k_heldout", "math", pytest.param("humaneval", marks=CODE),
+                                    pytest.param("mbpp", marks=CODE), "mmlu", "reasoning_gym"])
 def test_base_model_on_each_task_family(family, tmp_path):
     result = evaluate(compose_config("evaluate", QUICK + fixtures(tmp_path)[family], tmp_path / "run"))
     saved = json.loads((tmp_path / "run" / "results.json").read_text())

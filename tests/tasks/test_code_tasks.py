@@ -22,6 +22,7 @@ def test_humaneval_problems_and_fixed_shots(humaneval):
     assert (humaneval.metric, humaneval.ks, problems[0]["guidance"]) == ("pass@k", (1, 5, 10), "coding")
 
 
+@pytest.mark.bwrap
 def test_humaneval_canonical_solution_passes_and_a_wrong_one_fails(humaneval):
     problem = humaneval.problems()[0]
     solution = HUMAN_EVAL[problem["id"]]["canonical_solution"]
@@ -30,6 +31,7 @@ def test_humaneval_canonical_solution_passes_and_a_wrong_one_fails(humaneval):
     assert result["pass@1"] == 0.5 and "pass@5" not in result
 
 
+@pytest.mark.bwrap
 def test_humaneval_accepts_fenced_full_functions_and_trimmed_bodies(humaneval):
     problem = humaneval.problems()[0]
     solution = HUMAN_EVAL[problem["id"]]["canonical_solution"]
@@ -40,6 +42,7 @@ def test_humaneval_accepts_fenced_full_functions_and_trimmed_bodies(humaneval):
     assert result["passed"] == [True, True, True], result["statuses"]
 
 
+@pytest.mark.bwrap
 def test_pass_at_k_over_ten_samples(humaneval):
     problem = humaneval.problems()[0]
     solution = HUMAN_EVAL[problem["id"]]["canonical_solution"]
@@ -51,6 +54,7 @@ def test_pass_at_k_over_ten_samples(humaneval):
     assert result["pass@10"] == 1.0
 
 
+@pytest.mark.bwrap
 def test_empty_completion_is_unextracted_and_wrong(humaneval):
     result = humaneval.score(humaneval.problems()[0], ["   \n"])
     assert (result["extracted"], result["correct"], result["passed"]) == (False, False, [False])
@@ -83,6 +87,7 @@ def test_mbpp_prompt_shows_one_test_and_shots_are_code(mbpp):
     assert messages[1]["content"] == "def f1():\n    return 1" and len(messages) == 5
 
 
+@pytest.mark.bwrap
 def test_mbpp_runs_all_tests_and_setup_code(mbpp):
     add, scale = mbpp.problems()
     results = mbpp.score_all([add, scale], [

@@ -11,7 +11,6 @@ from l2d.tasks.sandbox import Isolation, SandboxLimits, SandboxUnavailable, isol
 
 LIMITS = SandboxLimits(timeout_s=3.0)
 PASSING = "def add(a, b):\n    return a + b\n\nassert add(2, 3) == 5\n"
-needs_bwrap = pytest.mark.skipif(not isolation().strong, reason=f"no bubblewrap sandbox: {isolation().why_weak}")
 
 
 def test_a_correct_program_passes():
@@ -86,7 +85,7 @@ def test_output_keeps_a_bounded_printable_tail():
     assert started == "\ufffd[31mred\ufffd\ufffd" and all(c.isprintable() or c in "\n\t" for c in started)
 
 
-@needs_bwrap
+@pytest.mark.bwrap
 def test_no_network_even_without_the_socket_guard():
     program = ("lines = open('/proc/self/net/dev').read().splitlines()[2:]\n"
                "print([line.split(':')[0].strip() for line in lines])")

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from l2d.tasks.sandbox import SandboxLimits, isolation, run_program, run_programs
+from l2d.tasks.sandbox import SandboxLimits, run_program, run_programs
 
-pytestmark = pytest.mark.skipif(not isolation().strong, reason=f"no bubblewrap sandbox: {isolation().why_weak}")
+pytestmark = pytest.mark.bwrap
 LIMITS = SandboxLimits(timeout_s=8.0)  # room for a loaded machine; only "ignoring SIGTERM" waits it out
 SURVIVOR = f"{secrets.randbelow(10**6)}.{secrets.randbelow(10**3)}"  # the sleep's argument marks it
 

@@ -1,8 +1,9 @@
-"""Files are written whole or not at all: to a temporary name beside the target, then renamed."""
+"""Files and directories are written whole or not at all: under a temporary name beside the target, then renamed."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -19,3 +20,22 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     except BaseException:
         os.unlink(temporary)
         raise
+
+
+def atomic_directory(directory: Path, write) -> None:
+    """Call write(tmp_dir) then move tmp_dir into place, so `directory` is never half-written."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        write(staging)
+        if directory.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
+            os.replace(directory, retired / "old")
+            os.replace(staging, directory)
+            shutil.rmtree(retired)
+        else:
+            os.replace(staging, directory)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)

@@ -7,16 +7,16 @@ its weights), so a checkpoint is refused, with a clear message, on a base it was
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from l2d.files import atomic_directory
 from l2d.model.card import CARD_FILE, TrainingRecord, l2d_card
 from l2d.model.config import L2DConfig
+from l2d.model.finetune import finetuned_base
+from l2d.model.loading import load_base_model
 
 WEIGHTS_FILE = "diffusion_path.safetensors"
 CONFIG_FILE = "l2d_config.json"
@@ -50,25 +50,6 @@ def probe_distance(recorded: list[float], given: list[float]) -> float:
     """Relative distance of two sketches (0: the same weights)."""
     a, b = torch.tensor(recorded), torch.tensor(given)
     return float((a - b).norm() / a.norm().clamp_min(1e-12))
-
-
-def atomic_directory(directory: Path, write) -> None:
-    """Call write(tmp_dir) then move tmp_dir into place, so `directory` is never half-written."""
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
-        write(staging)
-        if directory.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
-            os.replace(directory, retired / "old")
-            os.replace(staging, directory)
-            shutil.rmtree(retired)
-        else:
-            os.replace(staging, directory)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
 
 
 def save_diffusion_path(model, directory, training: TrainingRecord | None = None) -> None:
@@ -138,9 +119,6 @@ def load_trainable_state(model, state: dict, source) -> None:
 
 
 def load_diffusion_path(cls, directory, base=None, dtype=None):
-    from l2d.model.finetune import finetuned_base
-    from l2d.model.loading import load_base_model
-
     meta = read_meta(directory)
     config = L2DConfig.from_dict(meta["config"])
     if base is None:

@@ -12,8 +12,8 @@ from torch import nn
 from transformers.modeling_outputs import CausalLMOutput
 
 from l2d.data.chat import IGNORE_INDEX, next_token_labels
+from l2d.files import atomic_directory
 from l2d.model.card import CARD_FILE, TrainingRecord, finetune_card
-from l2d.model.checkpoint import atomic_directory
 from l2d.model.family import family_of, get
 
 METHODS = ("lora", "full")

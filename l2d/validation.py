@@ -24,9 +24,9 @@ from omegaconf import DictConfig, OmegaConf
 from l2d.config import accumulation
 from l2d.data.invalid import InvalidRecordError
 from l2d.model.checkpoint import CONFIG_FILE
+from l2d.model.dtypes import DTYPES
 from l2d.model.finetune import FINETUNE_FILE
 from l2d.model.l2d import GROUP_NAMES
-from l2d.model.loading import DTYPES
 from l2d.tasks.code import CodeTask
 from l2d.tasks.registry import TASKS
 from l2d.tasks.sandbox import SandboxUnavailable, require_isolation

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import torch
 
+from l2d.model.dtypes import resolve_dtype
+from l2d.model.tiny import tiny_from_name
 from l2d.network import reachable
 
 SMOLLM2 = "smollm2-135m"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_ENV = "L2D_SMOLLM2_GGUF"
 CACHE_ENV = "L2D_CACHE"
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 log = logging.getLogger(__name__)
 
@@ -45,21 +46,11 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     return reachable("huggingface.co", timeout=timeout)
 
 
-def resolve_dtype(dtype) -> torch.dtype:
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
-    return DTYPES[dtype]
-
-
 def load_base_model(name_or_path: str, dtype=torch.float32, device=None):
     """Returns (model, tokenizer). `smollm2-135m` (or a .gguf path) loads offline, de-quantized (and cached,
     see `load_gguf`); `tiny` is a random test-sized Llama (see l2d/model/tiny.py)."""
     dtype = resolve_dtype(dtype)
     if name_or_path == "tiny" or name_or_path.startswith("tiny:"):
-        from l2d.model.tiny import tiny_from_name
-
         model, tokenizer = tiny_from_name(name_or_path, dtype=dtype)
         return model.to(device) if device is not None else model, tokenizer
     source = smollm2_gguf_path() if name_or_path == SMOLLM2 else Path(name_or_path)

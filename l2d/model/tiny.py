@@ -9,7 +9,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from l2d.model.loading import resolve_dtype
+from l2d.model.dtypes import resolve_dtype
 
 SPECIAL_TOKENS = ["<|im_start|>", "<|im_end|>", "<|pad|>"]
 CHAT_TEMPLATE = (

@@ -9,16 +9,19 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+import torch
 from hydra.utils import instantiate, to_absolute_path
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from l2d import tracking
 from l2d.config import config_dir, register_resolvers
 from l2d.lightning.callbacks import AtomicCheckpointIO
+from l2d.lightning.loggers import RunCSVLogger
 from l2d.lightning.module import TrainingModule
 from l2d.model.card import training_record
 from l2d.model.finetune import finetuned_base
-from l2d.validation import check_train, one_line
+from l2d.validation import InputError, check_train, one_line
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -41,8 +44,10 @@ def train(cfg: DictConfig) -> dict:
     """Compose, instantiate, fit, export; returns the final metrics (also written to metrics.json)."""
     check_train(cfg)  # before anything loads
     started = time.time()
-    L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
+    if not cfg.ckpt_path and rank_zero_only.rank == 0:
+        check_fresh(output_dir)
+    L.seed_everything(cfg.seed, workers=True)
     base, tokenizer = instantiate(cfg.model)
     if cfg.finetuned:  # train on a finetuned model: a lora/full export applied to the base, then frozen
         base = finetuned_base(base, to_absolute_path(cfg.finetuned))
@@ -56,6 +61,11 @@ def train(cfg: DictConfig) -> dict:
     module = TrainingModule(network, optimizer=instantiate(cfg.optimizer), scheduler=instantiate(cfg.scheduler),
                             seed=cfg.seed, **cfg.module)
     loggers = tracking.instantiate_loggers(cfg, tracking.training_identity(cfg))
+    if cfg.ckpt_path:  # a run resumed into its own directory continues its metrics.csv at the checkpoint's step
+        step = torch.load(cfg.ckpt_path, map_location="cpu", mmap=True, weights_only=False)["global_step"]
+        for logger in loggers:
+            if isinstance(logger, RunCSVLogger):
+                logger.resume_at(step)
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
     trainer = instantiate(cfg.trainer, logger=loggers, callbacks=callbacks, plugins=[AtomicCheckpointIO()])
     for logger in loggers:
@@ -82,6 +92,20 @@ def train(cfg: DictConfig) -> dict:
     return metrics
 
 
+def check_fresh(directory: Path) -> None:
+    """A new run never reuses the directory of another: its record and checkpoints would be lost, or mixed with
+    the new run's."""
+    found = [name for name, there in (("metrics.csv", (directory / "metrics.csv").is_file()),
+                                      ("checkpoints", any((directory / "checkpoints").glob("*.ckpt"))))
+             if there]
+    if not found:
+        return
+    last = directory / "checkpoints" / "last.ckpt"
+    resume = (f"resume it with ckpt_path={last}" if last.is_file() else "it has no checkpoint to resume from; remove it")
+    raise InputError(f"{directory} already holds a training run ({' and '.join(found)}): {resume}, or train into "
+                     "another directory (hydra.run.dir=DIR)")
+
+
 def scoring_task() -> str:
     """The task config named like the data config (data=arithmetic -> task=arithmetic), if there is one."""
     from hydra.core.hydra_config import HydraConfig
@@ -102,7 +126,8 @@ def summary(metrics: dict, export: Path | None, task: str = "<task>") -> str:
         lines.append(f"validation loss {metrics['val/loss']:.3f}")
     if export is not None:
         levels = "solver.levels=1,2,4,8,16 " if at else ""
-        lines.append(f"score it:  python -m l2d.evaluate -m checkpoint={export} task={task} {levels}temperature=0")
+        lines.append(f"score it:  python -m l2d.evaluate -m checkpoint={export} task={task} {levels}"
+                     "protocol=greedy,paper")
     return "\n".join(lines)
 
 

@@ -182,7 +182,8 @@ def run_labels(runs: Sequence[TrainingRun]) -> dict[TrainingRun, str]:
     ('finetuned=lora/export'), so labels name sibling runs, not where they lie on one machine."""
     shared = set.intersection(*(set(run.overrides) for run in runs)) if runs else set()
     root = common_folder([str(run.path) for run in runs])
-    names = {run: " ".join(within(o, root) for o in run.overrides if o not in shared) or run.path.name
-             for run in runs}
+    # A resumed run is the run it continues: where it started again is no part of its name.
+    names = {run: " ".join(within(o, root) for o in run.overrides if o not in shared and not o.startswith("ckpt_path="))
+             or run.path.name for run in runs}
     return unique({run: f"{run.method} {name}" for run, name in names.items()},
                   lambda same: short_paths([str(run.path) for run in same]))

@@ -58,6 +58,11 @@ class TrainingModule(LightningModule):
                             labels=batch["labels"], class_labels=batch.get("class_labels") if self.is_l2d
                             and self.network.config.num_classes > 0 else None, **overrides)
 
+    def on_fit_start(self) -> None:
+        # Modes set on purpose, not left to how the parts were loaded: what trains in training mode, the frozen
+        # base of L2D in eval mode (CausalLM.train), so that the main path is the base model exactly.
+        self.train()
+
     def on_train_epoch_start(self) -> None:
         if self.trainer.datamodule is not None:
             self.trainer.datamodule.skip_batches = 0  # later epochs start from their first batch

@@ -31,6 +31,6 @@ def precision() -> str:
 
 
 def register_resolvers() -> None:
-    for name, function in (("l2d_accumulate", accumulation), ("l2d_precision", precision)):
+    for name, function in (("l2d_accumulate", accumulation), ("l2d_precision", precision), ("l2d_max", max)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, function)

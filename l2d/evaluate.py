@@ -23,6 +23,7 @@ from l2d.model.loading import load_base_model
 from l2d.model.main_path import CausalLM
 from l2d.tasks import get_task
 from l2d.tasks.harness import Decoding, decoding_record, run_task
+from l2d.tasks.protocol import protocol_record
 from l2d.validation import check_evaluate, one_line
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,8 @@ def evaluate(cfg: DictConfig) -> dict:
     if not is_l2d:
         described.update(PLAIN_DECODING)
     result = {"task": task.name, "category": task.category, "metric": task.metric,
-              "model": {**info, "checkpoint": cfg.checkpoint, "label": cfg.label}, "decoding": described,
+              "model": {**info, "checkpoint": cfg.checkpoint, "label": cfg.label},
+              "protocol": protocol_record(described, is_l2d, preset=cfg.protocol), "decoding": described,
               "summary": summary, "command": " ".join(["python -m l2d.evaluate", *sys.argv[1:]]), "seed": cfg.seed,
               "device": str(device), "dtype": str(dtype).removeprefix("torch."), "torch": torch.__version__,
               "wall_seconds": time.time() - started, "records": records}

@@ -92,7 +92,8 @@ def evaluation_identity(cfg: DictConfig, result: dict[str, Any]) -> dict[str, An
     config = {key: value for key, value in result.items() if key not in ("records", "summary")}
     config.update(overrides=overrides, sweep=sweep_name(), training_run=trained_by)
     identity = {"project": "l2d", "group": own_group(), "job_type": "evaluate", "name": name,
-                "tags": tags(result["model"]["method"], result["task"], *overrides), "config": config}
+                "tags": tags(result["model"]["method"], result["task"], f"protocol={result['protocol']['name']}",
+                                 *overrides), "config": config}
     if trained_by:
         identity.update(project=trained_by["project"], group=trained_by["group"])
         if trained_by.get("entity"):

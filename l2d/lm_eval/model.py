@@ -46,26 +46,31 @@ def config_names(group: str) -> list[str]:
 
 
 def group_config(group: str, name: str) -> dict[str, Any]:
-    """One option of a config group (conf/<group>/<name>.yaml), as the other entry points see it."""
+    """One option of a config group (conf/<group>/<name>.yaml), as the other entry points see it: its defaults
+    list (other options of the same group, `_self_`) merged in order. Interpolations stay unresolved."""
     if name not in config_names(group):
         raise ValueError(f"{group}={name!r} is not a config of conf/{group}/; valid: {', '.join(config_names(group))}")
-    return OmegaConf.to_container(OmegaConf.load(Path(config_dir()) / group / f"{name}.yaml"))
+    own = OmegaConf.load(Path(config_dir()) / group / f"{name}.yaml")
+    parts = [own if entry == "_self_" else OmegaConf.create(group_config(group, entry))
+             for entry in own.pop("defaults", ["_self_"])]
+    return OmegaConf.to_container(OmegaConf.merge(*parts))
 
 
 @register_model("l2d")
 class L2DLM(LM):
     """checkpoint: an export of `python -m l2d.train` (L2D, or a lora/full baseline); None scores the base
-    `model` (a conf/model name) alone. base_model replaces the base an export records. solver picks
+    `model` (a conf/model name) alone. base_model replaces the base an export records. protocol (a
+    conf/protocol name: paper, greedy) sets the emitted token's temperature and x̂ and t as there; solver picks
     conf/solver/<solver>.yaml; levels, t_final, t_start, x1_estimate, x1_temperature, anneal_x1_temperature,
-    atol and rtol override it. guidance (w_g >= 1) needs guidance_class, a class name of the model.
-    temperature (None: the task's) samples the emitted token; max_new_tokens (None: the task's)
+    atol and rtol override both. guidance (w_g >= 1) needs guidance_class, a class name of the model.
+    temperature (None: the protocol's, else the task's) samples the emitted token; max_new_tokens (None: the task's)
     caps each generation; token_search is a dict of `l2d.model.token_search` options
     ({"hypotheses": 15, "alpha": 1.0}). batch_size, seed, device (auto | cpu | cuda[:i]) and dtype
     (auto | float32 | bfloat16) as in `python -m l2d.evaluate`.
     """
 
     def __init__(self, checkpoint: str | None = None, model: str = "smollm2_135m", base_model: str | None = None,
-                 solver: str = "midpoint", levels: int | None = None, t_final: float | None = None,
+                 protocol: str | None = None, solver: str = "midpoint", levels: int | None = None, t_final: float | None = None,
                  t_start: float | None = None, x1_estimate: str | None = None, x1_temperature: float | None = None,
                  anneal_x1_temperature: bool | None = None, atol: float | None = None, rtol: float | None = None,
                  guidance: float | None = None, guidance_class: str | None = None, compile: str | None = None,
@@ -89,8 +94,11 @@ class L2DLM(LM):
         overrides = dict(levels=levels, t_final=t_final, t_start=t_start, x1_estimate=x1_estimate,
                          x1_temperature=x1_temperature, anneal_x1_temperature=anneal_x1_temperature, atol=atol,
                          rtol=rtol)
-        decode = {**group_config("solver", solver), **{k: v for k, v in overrides.items() if v is not None},
-                  "compile": compile}
+        scoring = group_config("protocol", protocol) if protocol is not None else {}
+        if temperature is None:
+            temperature = scoring.get("temperature")
+        decode = {**scoring.get("solver", {}), **group_config("solver", solver),
+                  **{k: v for k, v in overrides.items() if v is not None}, "compile": compile}
         is_l2d = isinstance(self.model, L2DModel)
         if not is_l2d and any(v is not None for v in (*overrides.values(), guidance, compile)):
             log.warning("%s decodes as a plain LM: solver options, guidance and compile are ignored",

@@ -15,7 +15,9 @@ from omegaconf import OmegaConf
 from yaml import YAMLError
 
 from l2d.diffusion.solver import ADAPTIVE
+from l2d.tasks.protocol import PAPER_TEMPERATURE, protocol_name
 from l2d.tasks.registry import TASKS
+from l2d.tasks.summary import problem_score
 
 log = logging.getLogger(__name__)
 RESULTS_FILE = "results.json"
@@ -37,11 +39,20 @@ class Result:
     summary: dict[str, Any]
     command: str
     started: float | None = None  # W&B runs: when the run began (results files: their modification time)
-    outcomes: dict[str, bool] | None = None  # problem id -> correct (first generation); results files only
+    outcomes: dict[str, float] | None = None  # problem id -> its score (fraction of completions right); files only
+    recorded_protocol: dict[str, Any] | None = None  # results.json's `protocol` (older files: none)
 
     @property
     def time(self) -> float:
         return self.started if self.started is not None else self.path.stat().st_mtime
+
+    @property
+    def protocol(self) -> str:
+        """The scoring protocol (l2d.tasks.protocol): recorded, or named from the emitted token's temperature
+        (files written before protocols were recorded; `python -m l2d.evaluate` then sampled at 1 by default)."""
+        if self.recorded_protocol and self.recorded_protocol.get("name"):
+            return str(self.recorded_protocol["name"])
+        return protocol_name(float(self.decoding.get("temperature", PAPER_TEMPERATURE)))
 
     @property
     def score(self) -> float:
@@ -132,12 +143,14 @@ def parse_result(path: Path, data: Any) -> Result:
     known = TASKS.get(task)
     category = data.get("category") or (known.category if known else "other")
     records = data.get("records")
-    outcomes = ({str(r["id"]): bool(r["correct"]) for r in records}
+    outcomes = ({str(r["id"]): problem_score(r) for r in records}
                 if isinstance(records, list) and all(isinstance(r, dict) and "id" in r and "correct" in r
                                                      for r in records) else None)
+    protocol = data.get("protocol")
     return Result(path=path, task=task, category=category, metric=data.get("metric", "accuracy"),
                   model=data["model"], decoding=data["decoding"], summary=data["summary"],
-                  command=data.get("command", ""), outcomes=outcomes or None)
+                  command=data.get("command", ""), outcomes=outcomes or None,
+                  recorded_protocol=protocol if isinstance(protocol, dict) else None)
 
 
 def read_result(path: Path) -> Result:

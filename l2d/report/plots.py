@@ -17,7 +17,7 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 from l2d.report.inputs import Result, TrainingRun  # noqa: E402
 from l2d.report.rows import run_labels  # noqa: E402
 from l2d.report.series import Curves, guidance_of  # noqa: E402
-from l2d.report.tables import task_title  # noqa: E402
+from l2d.report.tables import panel_title  # noqa: E402
 
 COLUMNS = 3  # subplots per figure row, one per task
 INCHES_PER_CHARACTER = 0.075  # of a legend label at the default font size
@@ -55,7 +55,8 @@ def legend_below(figure: Figure, handles: Sequence, labels: Sequence[str]) -> No
 
 def per_task_figure(found: Curves, x: Callable[[Result], float], x_label: str, title: str,
                     references: Curves | None = None, log2_x: bool = False) -> Figure:
-    """One subplot per task, one line per series (with 95% error bars), references as dashed lines."""
+    """One subplot per panel (task and protocol), one line per series (with 95% error bars), references as
+    dashed lines."""
     references = references or {}
     labels = series_labels(found) + series_labels(references)
     colour = colours(labels)
@@ -63,16 +64,16 @@ def per_task_figure(found: Curves, x: Callable[[Result], float], x_label: str, t
     width = max(4.6 * columns, INCHES_PER_CHARACTER * max(map(len, labels)) + 1.0)  # the legend fits
     figure, axes = plt.subplots(rows, columns, figsize=(width, 3.4 * rows + 1.0), squeeze=False,
                                 layout="constrained")
-    for ax, (task, series) in zip(axes.flat, found.items()):
+    for ax, (panel, series) in zip(axes.flat, found.items()):
         for label, members in series.items():
             ax.errorbar([x(r) for r in members], [100 * r.score for r in members], yerr=error_bars(members),
                         marker="o", capsize=3, elinewidth=1, color=colour[label], label=label)
-        for label, members in references.get(task, {}).items():
+        for label, members in references.get(panel, {}).items():
             ax.axhline(100 * members[-1].score, linestyle="--", color=colour[label], label=label)
         if log2_x:
             ax.set_xscale("log", base=2)
             ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-        ax.set_title(task_title(task))
+        ax.set_title(panel_title(panel))
         ax.set_xlabel(x_label)
         ax.set_ylabel(score_axis_label([r for members in series.values() for r in members]))
         ax.grid(alpha=0.3)
@@ -97,7 +98,8 @@ def accuracy_vs_guidance(found: Curves) -> Figure:
 
 
 def nfe_per_task(found: Curves) -> Figure:
-    """Grouped bars: one group per task, one bar per adaptive-solver series, its mean NFE written on top."""
+    """Grouped bars: one group per panel (task and protocol), one bar per adaptive-solver series, its mean NFE
+    written on top."""
     tasks, labels = list(found), series_labels(found)
     colour = colours(labels)
     width = 0.8 / len(labels)
@@ -108,7 +110,7 @@ def nfe_per_task(found: Curves) -> Figure:
         bars = ax.bar(positions, [found[tasks[t]][label][-1].nfe for t in present], width, color=colour[label],
                       label=label)
         ax.bar_label(bars, fmt="%.1f", fontsize=8)
-    ax.set_xticks(range(len(tasks)), [task_title(t) for t in tasks])
+    ax.set_xticks(range(len(tasks)), [panel_title(t) for t in tasks])
     ax.set_ylabel("mean NFE per token")
     ax.set_title("Adaptive solvers: evaluations per token by task")
     ax.margins(y=0.15)

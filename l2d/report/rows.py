@@ -24,12 +24,15 @@ PER_TASK_FIELDS = ("max_new_tokens", "samples")
 LATER_FIELDS = {"t_start": 0.0}  # decoding fields results files gained later, with the value they had before
 DEFAULT_SOLVER, DEFAULT_LEVELS = "midpoint", 8  # the paper's main setting: 15 NFE
 CATEGORY_ORDER = ("math", "code", "general")  # the paper's Table 1; other categories follow by name
+PROTOCOL_ORDER = ("paper", "greedy")  # the paper's tables, then its Table 15; others follow by name
+SOLVER_T_FINAL = {solver: 0.99 for solver in ("rk4", *ADAPTIVE)}  # where conf/solver ends each; others at 1
 
 
 @dataclass(frozen=True)
 class RowKey:
-    """A model (base model, method, checkpoint, label) decoded in one way."""
+    """A model (base model, method, checkpoint, label) decoded in one way, under one scoring protocol."""
 
+    protocol: str
     base_model: str
     method: str
     checkpoint: str | None
@@ -48,24 +51,28 @@ def row_key(result: Result, vary: str | None = None) -> RowKey:
     settings = tuple(sorted((name, json.dumps(value, sort_keys=True)) for name, value in result.decoding.items()
                             if name not in dropped and LATER_FIELDS.get(name, object()) != value))
     model = result.model
-    return RowKey(base_model=str(model.get("base_model")), method=model["method"],
+    return RowKey(protocol=result.protocol, base_model=str(model.get("base_model")), method=model["method"],
                   checkpoint=model.get("checkpoint"), label=model.get("label"), settings=settings)
 
 
 def variations(key: RowKey, nfe: float | None) -> tuple[list[str], list[str]]:
-    """How the decoding departs from the default: (details in parentheses, additions after a '+')."""
+    """How the decoding departs from the default: (details in parentheses, additions after a '+'). The emitted
+    token's temperature is the protocol's, shown beside the name (never mixed into it)."""
     details, additions = [], []
     solver = key.setting("solver", "none")
     if solver in ADAPTIVE:
         details.append(f"{solver}, adaptive")
     elif solver != "none" and (solver, key.setting("levels", DEFAULT_LEVELS)) != (DEFAULT_SOLVER, DEFAULT_LEVELS):
         details.append(solver if nfe is None or key.setting("levels") is None else f"{solver}, {nfe:.0f} NFE")
+    t_final = key.setting("t_final")
+    if t_final is not None and t_final != SOLVER_T_FINAL.get(solver, 1.0):
+        details.append(f"to t = {t_final:g}")
     if key.setting("t_start", 0.0):
         details.append(f"from t = {key.setting('t_start'):g}")
     if key.setting("x1_estimate", "sample") != "sample":
         details.append(f"x̂ from {key.setting('x1_estimate')}")
-    if key.setting("temperature", 1.0) != 1.0:
-        details.append(f"temperature {key.setting('temperature'):g}")
+    if key.setting("x1_temperature", 0.0):
+        details.append(f"x̂ at temperature {key.setting('x1_temperature'):g}")
     if key.setting("guidance") is not None:
         additions.append(f"guidance {key.setting('guidance'):g}")
     if key.setting("token_search"):
@@ -97,7 +104,8 @@ def short_paths(paths: Sequence[str | None]) -> list[str]:
 
 
 def distinctions(keys: Sequence[RowKey]) -> list[str]:
-    """What tells apart rows that would get the same name: method, base model, checkpoint, decoding fields."""
+    """What tells apart rows of one protocol that would get the same name: method, base model, checkpoint,
+    decoding fields."""
     columns = [[k.method for k in keys], [k.base_model for k in keys], short_paths([k.checkpoint for k in keys])]
     names = sorted({name for k in keys for name, _ in k.settings})
     columns += [[f"{name}={k.setting(name)}" for k in keys] for name in names]
@@ -117,21 +125,29 @@ def unique(labels: dict[K, str], distinguish: Callable[[list[K]], list[str]]) ->
     return named
 
 
+def protocol_rank(protocol: str) -> tuple:
+    return (PROTOCOL_ORDER.index(protocol) if protocol in PROTOCOL_ORDER else len(PROTOCOL_ORDER)), protocol
+
+
 def sort_key(key: RowKey, nfe: float, label: str) -> tuple:
-    """Grouped by base model, in the paper's method order, the default decoding first, then by NFE."""
+    """Grouped by protocol and base model, in the paper's method order, the default decoding first, then by NFE."""
     methods = list(METHOD_NAMES)
     rank = methods.index(key.method) if key.method in methods else len(methods)
     is_default = variations(key, None) == ([], [])
-    return key.base_model, rank, key.checkpoint or "", not is_default, nfe, label
+    return protocol_rank(key.protocol), key.base_model, rank, key.checkpoint or "", not is_default, nfe, label
 
 
 def label_rows(results: Iterable[Result], vary: str | None = None) -> dict[RowKey, str]:
-    """Unique names of the rows (or, with `vary`, the series) of `results`, in display order."""
+    """Names of the rows (or, with `vary`, the series) of `results`, in display order: unique within each
+    protocol, so one model keeps one name (and one colour) under every protocol."""
     members: dict[RowKey, list[Result]] = defaultdict(list)
     for result in results:
         members[row_key(result, vary)].append(result)
     nfe = {key: sum(r.nfe for r in group) / len(group) for key, group in members.items()}
-    labels = unique({key: describe(key, nfe[key]) for key in members}, distinctions)
+    labels: dict[RowKey, str] = {}
+    for protocol in {key.protocol for key in members}:
+        labels.update(unique({key: describe(key, nfe[key]) for key in members if key.protocol == protocol},
+                             distinctions))
     return dict(sorted(labels.items(), key=lambda item: sort_key(item[0], nfe[item[0]], item[1])))
 
 

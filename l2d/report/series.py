@@ -1,7 +1,9 @@
 """The data of the paper's figures, shared by the markdown tables and the plots.
 
-A `Curves` maps task -> series name -> results sorted along the figure's x axis; a series is a row
-of the report with one decoding field (`vary`) left free, e.g. the midpoint solver at every level count.
+A `Curves` maps a panel, (task, protocol), -> series name -> results sorted along the figure's x axis; a
+series is a row of the report with one decoding field (`vary`) left free, e.g. the midpoint solver at every
+level count. Protocols get panels of their own: a score sampled at temperature 1 and a greedy one are never
+on one line.
 """
 
 from __future__ import annotations
@@ -9,19 +11,23 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from l2d.report.inputs import Result
-from l2d.report.rows import label_rows, row_key, task_columns
+from l2d.report.rows import label_rows, protocol_rank, row_key, task_columns
 
-Curves = dict[str, dict[str, list[Result]]]
+Panel = tuple[str, str]  # (task, protocol)
+Curves = dict[Panel, dict[str, list[Result]]]
 
 
 def curves(results: Sequence[Result], vary: str | None, x: Callable[[Result], float]) -> Curves:
     labels = label_rows(results, vary)
     tasks = [task for group in task_columns(results).values() for task in group]
-    grouped: Curves = {task: {label: [] for label in labels.values()} for task in tasks}
+    protocols = sorted({r.protocol for r in results}, key=protocol_rank)
+    grouped: Curves = {(task, protocol): {label: [] for label in labels.values()}
+                       for task in tasks for protocol in protocols}
     for result in results:
-        grouped[result.task][labels[row_key(result, vary)]].append(result)
-    return {task: {label: sorted(members, key=x) for label, members in series.items() if members}
-            for task, series in grouped.items()}
+        grouped[result.task, result.protocol][labels[row_key(result, vary)]].append(result)
+    found = {panel: {label: sorted(members, key=x) for label, members in series.items() if members}
+             for panel, series in grouped.items()}
+    return {panel: series for panel, series in found.items() if series}
 
 
 def guidance_of(result: Result) -> float:
@@ -42,8 +48,8 @@ def nfe_curves(results: Sequence[Result]) -> Curves:
 def base_scores(results: Sequence[Result]) -> Curves:
     """The plain LMs' scores (the base, LoRA and full finetuning): Figure 1's horizontal reference lines."""
     found = curves([r for r in results if not r.is_l2d], None, lambda r: r.nfe)
-    return {task: {f"{label} (no diffusion)": members for label, members in series.items()}
-            for task, series in found.items()}
+    return {panel: {f"{label} (no diffusion)": members for label, members in series.items()}
+            for panel, series in found.items()}
 
 
 def adaptive_nfe(results: Sequence[Result]) -> Curves:

@@ -8,14 +8,17 @@ from pathlib import Path
 
 from l2d.report.inputs import Result, TrainingRun
 from l2d.report.rows import label_rows, row_key, run_labels, task_columns
-from l2d.report.series import Curves, adaptive_nfe, base_scores, guidance_curves, guidance_of, nfe_curves
-from l2d.tasks.summary import mcnemar_exact
+from l2d.report.series import Curves, Panel, adaptive_nfe, base_scores, guidance_curves, guidance_of, nfe_curves
+from l2d.tasks.summary import paired
 
 TASK_TITLES = {"gsm8k": "GSM8K", "math": "MATH", "humaneval": "HumanEval", "mbpp": "MBPP", "mmlu": "MMLU",
                "mmlu_pro": "MMLU-Pro", "arc_easy": "ARC-Easy", "arc_challenge": "ARC-Challenge", "piqa": "PIQA"}
 CATEGORY_TITLES = {"math": "Math", "code": "Coding", "general": "General"}
 AVERAGES_NOTE = (
-    "Scores in % (code tasks: pass@1), ± half the width of the 95% Wilson interval. A category's average "
+    "Scores in % (code tasks: pass@1), ± half the width of the 95% interval (Wilson's with one completion per "
+    "problem; with several, the score is the mean over all completions and the interval a bootstrap over "
+    "problems). Protocol: `paper` samples the emitted token at temperature 1 (the paper's tables), `greedy` "
+    "takes the most likely one (its Table 15); averages never mix protocols. A category's average "
     "is the mean over its tasks; **Avg** is the mean of the category averages, as the paper's \"Average "
     "Score\" (there every category has two tasks, so it equals the mean over tasks; here it keeps a "
     "category with more tasks from outweighing the others). `*`: averaged over fewer tasks than the "
@@ -24,6 +27,11 @@ AVERAGES_NOTE = (
 
 def task_title(task: str) -> str:
     return TASK_TITLES.get(task, task.removeprefix("reasoning_gym/"))
+
+
+def panel_title(panel: Panel) -> str:
+    task, protocol = panel
+    return f"{task_title(task)}, {protocol}"
 
 
 def category_title(category: str) -> str:
@@ -77,14 +85,14 @@ def average_cell(value: float | None, incomplete: bool) -> str:
 
 
 def main_header(columns: dict[str, list[str]]) -> list[str]:
-    header = ["Model"]
+    header = ["Model", "Protocol"]
     for category, tasks in columns.items():
         header += [task_title(t) for t in tasks] + ([f"{category_title(category)} avg"] if len(tasks) > 1 else [])
     return header + ["Avg", "Params"]
 
 
 def main_row(label: str, row: dict[str, Result], columns: dict[str, list[str]]) -> list[str]:
-    cells, category_means, incomplete = [label], [], False
+    cells, category_means, incomplete = [label, next(iter(row.values())).protocol], [], False
     for tasks in columns.values():
         cells += [score_cell(row[t]) if t in row else "-" for t in tasks]
         mean = average([row[t].score for t in tasks if t in row])
@@ -103,73 +111,72 @@ def main_table(results: Sequence[Result]) -> str:
     with several tasks), the overall average and the trainable parameters."""
     columns = task_columns(results)
     labels = label_rows(results)
-    by_row: dict[str, dict[str, Result]] = {label: {} for label in labels.values()}
+    by_row: dict[object, dict[str, Result]] = {key: {} for key in labels}
     for result in results:
-        by_row[labels[row_key(result)]][result.task] = result
-    rows = [main_row(label, row, columns) for label, row in by_row.items()]
+        by_row[row_key(result)][result.task] = result
+    rows = [main_row(labels[key], row, columns) for key, row in by_row.items()]
     return "## Results\n\n" + markdown_table(main_header(columns), rows) + "\n\n" + AVERAGES_NOTE
 
 
 def nfe_table(found: Curves, base: Curves) -> str:
     rows = []
-    for task, series in found.items():
-        rows += [[task_title(task), label, f"{r.nfe:g}", score_cell(r)]
-                 for label, members in base.get(task, {}).items() for r in members]
-        rows += [[task_title(task), label, f"{r.nfe:.1f}", score_cell(r)]
+    for (task, protocol), series in found.items():
+        rows += [[task_title(task), protocol, label, f"{r.nfe:g}", score_cell(r)]
+                 for label, members in base.get((task, protocol), {}).items() for r in members]
+        rows += [[task_title(task), protocol, label, f"{r.nfe:.1f}", score_cell(r)]
                  for label, members in series.items() for r in members]
     return ("## Score against NFE per token (Figure 1)\n\nMean evaluations of the diffusion path per "
             "generated token; the base model decodes with one forward pass.\n\n"
-            + markdown_table(["Task", "Model", "NFE", "Score %"], rows))
+            + markdown_table(["Task", "Protocol", "Model", "NFE", "Score %"], rows))
 
 
 def paired_table(found: Curves) -> str | None:
     """Each fixed-grid decoding of a series against the series' fewest-NFE diffusion decoding, on the problems
-    both scored: problems gained and lost, and the exact McNemar p-value. Paired, it resolves a change in steps
-    that the two separate Wilson intervals cannot (their noise is largely the same problems' difficulty)."""
+    both scored: problems whose score rose and fell, and the exact sign test (McNemar's with one completion per
+    problem). Paired, it resolves a change in steps that the two separate intervals cannot (their noise is
+    largely the same problems' difficulty)."""
     rows = []
-    for task, series in found.items():
+    for (task, protocol), series in found.items():
         for label, members in series.items():
             fixed = [r for r in members if r.outcomes and not r.adaptive and r.decoding.get("levels", 1) > 1]
             if len(fixed) < 2:
                 continue
             reference, *others = fixed
             for result in others:
-                shared = reference.outcomes.keys() & result.outcomes.keys()
-                gained = sum(result.outcomes[i] and not reference.outcomes[i] for i in shared)
-                lost = sum(reference.outcomes[i] and not result.outcomes[i] for i in shared)
-                rows.append([task_title(task), label, f"{reference.nfe:.1f} → {result.nfe:.1f}",
-                             str(len(shared)), f"+{gained} / −{lost}",
-                             f"{100 * (gained - lost) / max(1, len(shared)):+.1f}",
-                             f"{mcnemar_exact(gained, lost):.3g}"])
+                pair = paired(reference.outcomes, result.outcomes)
+                rows.append([task_title(task), protocol, label, f"{reference.nfe:.1f} → {result.nfe:.1f}",
+                             str(pair.problems), f"+{pair.gained} / −{pair.lost}", f"{100 * pair.change:+.1f}",
+                             f"{pair.p:.3g}"])
     if not rows:
         return None
     return ("## More steps, paired on the same problems\n\nEach decoding against the same model's fewest-NFE "
-            "diffusion decoding: problems it gets right that the reference missed (+) and the reverse (−), the "
-            "change in points, and the exact two-sided McNemar p-value.\n\n"
-            + markdown_table(["Task", "Model", "NFE", "Problems", "Gained / lost", "Change", "p"], rows))
+            "diffusion decoding under the same protocol: problems it scores higher than the reference (+; with one "
+            "completion per problem, right where the reference was wrong) and lower (−), the change in points, and "
+            "the exact two-sided sign test (McNemar's test with one completion per problem).\n\n"
+            + markdown_table(["Task", "Protocol", "Model", "NFE", "Problems", "Gained / lost", "Change", "p"], rows))
 
 
 def adaptive_table(found: Curves) -> str:
-    tasks = list(found)
+    panels = list(found)
     labels = list(dict.fromkeys(label for series in found.values() for label in series))
     rows = []
     for label in labels:
-        nfes = [found[t][label][-1].nfe if label in found[t] else None for t in tasks]
+        nfes = [found[p][label][-1].nfe if label in found[p] else None for p in panels]
         known = [n for n in nfes if n is not None]
         rows.append([label, *("-" if n is None else f"{n:.1f}" for n in nfes), f"{sum(known) / len(known):.1f}"])
     return ("## NFE per token of adaptive solvers (Figure 4)\n\n"
-            + markdown_table(["Model", *map(task_title, tasks), "Mean"], rows))
+            + markdown_table(["Model", *map(panel_title, panels), "Mean"], rows))
 
 
 def guidance_table(found: Curves) -> str:
     strengths = sorted({guidance_of(r) for series in found.values() for members in series.values() for r in members})
     rows = []
-    for task, series in found.items():
+    for (task, protocol), series in found.items():
         for label, members in series.items():
             by_strength = {guidance_of(r): score_cell(r) for r in members}
-            rows.append([task_title(task), label, *(by_strength.get(w, "-") for w in strengths)])
+            rows.append([task_title(task), protocol, label, *(by_strength.get(w, "-") for w in strengths)])
     return ("## Score against guidance strength (Figure 5)\n\n"
-            + markdown_table(["Task", "Model", *(f"w = {w:g}" for w in strengths)], rows))
+            + markdown_table(["Task", "Protocol", "Model", *(f"w = {w:g}" for w in strengths)], rows))
 
 
 def loss_table(runs: Sequence[TrainingRun]) -> str:
@@ -200,9 +207,9 @@ def inputs_section(results: Sequence[Result], runs: Sequence[TrainingRun]) -> st
     parts = ["## Inputs"]
     if results:
         labels = label_rows(results)
-        rows = [[shown_path(r.path), task_title(r.task), labels[row_key(r)], percent(r.score), f"`{r.command}`"]
-                for r in sorted(results, key=lambda r: str(r.path))]
-        parts.append(markdown_table(["Results file", "Task", "Model", "Score %", "Command"], rows))
+        rows = [[shown_path(r.path), task_title(r.task), labels[row_key(r)], r.protocol, percent(r.score),
+                 f"`{r.command}`"] for r in sorted(results, key=lambda r: str(r.path))]
+        parts.append(markdown_table(["Results file", "Task", "Model", "Protocol", "Score %", "Command"], rows))
     if runs:
         labels = run_labels(runs)
         rows = [[shown_path(run.path), labels[run], parameters(run.trainable_parameters), duration(run.wall_seconds)]

@@ -68,12 +68,14 @@ class Task(ABC):
         return few_shot_messages(self._prepared[1].get(self.shot_group(problem), []), problem["question"])
 
     def score(self, problem: Problem, generations: Sequence[str]) -> dict[str, Any]:
-        """Judge the first generation (later samples only matter for pass@k tasks)."""
+        """Judge every generation: `answers` and `passed` one per generation (the problem's score is the
+        fraction passed); `answer`, `extracted` and `correct` are the first generation's."""
         if not generations:
             raise ValueError("score needs at least one generation")
-        answer = self.extract(generations[0], problem)
-        return {"answer": answer, "target": problem["target"], "extracted": answer is not None,
-                "correct": answer is not None and self.is_correct(answer, problem)}
+        answers = [self.extract(generation, problem) for generation in generations]
+        passed = [answer is not None and self.is_correct(answer, problem) for answer in answers]
+        return {"answer": answers[0], "target": problem["target"], "extracted": answers[0] is not None,
+                "correct": passed[0], "answers": answers, "passed": passed}
 
     def score_all(self, problems: Sequence[Problem], generations: Sequence[Sequence[str]]) -> list[dict[str, Any]]:
         """`score` for many problems at once (code tasks run all their programs in one pool)."""

@@ -59,8 +59,8 @@ class CodeTask(Task):
 
     def _result(self, codes: list[str | None], executions: list[ExecutionResult]) -> dict[str, Any]:
         passed = [execution.passed for execution in executions]
-        result = {"answer": codes[0], "extracted": codes[0] is not None, "correct": passed[0], "passed": passed,
-                  "statuses": [execution.status for execution in executions]}
+        result = {"answer": codes[0], "extracted": codes[0] is not None, "correct": passed[0], "answers": codes,
+                  "passed": passed, "statuses": [execution.status for execution in executions]}
         for k in self.ks:
             if k <= len(passed):  # pass@k needs at least k samples
                 result[f"pass@{k}"] = pass_at_k(len(passed), sum(passed), k)

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from l2d.model.generate import generate
 from l2d.model.token_search import token_search
 from l2d.tasks.base import Problem, Task
-from l2d.tasks.summary import summarize
+from l2d.tasks.summary import problem_score, summarize
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def run_task(model, tokenizer, task: Task, decoding: Decoding, batch_size: int =
     for i, (problem, result) in enumerate(zip(problems, results)):
         per_sample = [completions[(i, s)] for s in range(samples)]
         records.append({"id": problem["id"], "question": problem["question"], "generations": generations[i],
-                        **{k: v for k, v in result.items() if k != "statuses"},
+                        **{k: v for k, v in result.items() if k != "statuses"}, "score": problem_score(result),
                         "nfe": sum(c.nfe for c in per_sample) / len(per_sample),
                         "cut_at_max_new_tokens": [c.cut for c in per_sample],
                         "guidance_class": problem.get("guidance")})

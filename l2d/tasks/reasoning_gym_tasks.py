@@ -109,5 +109,6 @@ class ReasoningGymTask(Task):
 
     def score(self, problem: Problem, generations: Sequence[str]) -> dict[str, Any]:
         result = super().score(problem, generations)
-        result["reward"] = self.reward(result["answer"], problem)
+        result["rewards"] = [self.reward(answer, problem) for answer in result["answers"]]
+        result["reward"] = result["rewards"][0]
         return result

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 Z_95 = 1.959963984540054  # two-sided 95% normal quantile
+BOOTSTRAP_RESAMPLES = 2000
 
 
 def wilson_interval(successes: float, n: int, z: float = Z_95) -> tuple[float, float]:
@@ -31,30 +35,76 @@ def mcnemar_exact(gained: int, lost: int) -> float:
     return min(1.0, 2 * tail)
 
 
-def summarize(results: Sequence[Mapping[str, Any]], metric: str = "accuracy", ks: Sequence[int] = ()) -> dict[str, Any]:
-    """Summary of `Task.score` results: score, n, n_correct (first generation), n_unextracted
-    (counted as wrong, never dropped), a 95% Wilson interval and, for pass@k tasks, the mean pass@k
-    over problems for each k that every problem has enough samples for.
+def problem_score(result: Mapping[str, Any]) -> float:
+    """One problem's score: the fraction of its completions judged right (`passed`, one per completion), or
+    its single judgement (`correct`) in results written before completions were judged one by one."""
+    passed = result.get("passed")
+    return sum(map(bool, passed)) / len(passed) if passed else float(bool(result["correct"]))
 
-    For pass@k tasks the score is mean pass@1, and its interval treats the summed per-problem pass
-    rates as the successes (conservative: averaging over samples only lowers the variance)."""
+
+def bootstrap_interval(scores: Sequence[float], resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0
+                       ) -> tuple[float, float]:
+    """95% percentile interval of the mean of per-problem scores, resampling whole problems. With several
+    completions per problem they are not independent draws (they share the problem's difficulty), so a
+    binomial interval over all completions would be too narrow; problems are the independent unit."""
+    if not scores:
+        return 0.0, 1.0
+    values = np.asarray(scores, dtype=np.float64)
+    means = values[np.random.default_rng(seed).integers(0, len(values), (resamples, len(values)))].mean(axis=1)
+    low, high = np.quantile(means, [0.025, 0.975])
+    mean = values.mean()
+    return min(mean, float(low)), max(mean, float(high))
+
+
+@dataclass
+class Paired:
+    """Two scorings of the same problems: problems whose score rose (gained) or fell (lost), the change in
+    the mean score, and the exact two-sided sign test on the problems that changed (with one completion
+    per problem: McNemar's exact test)."""
+
+    problems: int
+    gained: int
+    lost: int
+    change: float
+    p: float
+
+
+def paired(reference: Mapping[str, float], other: Mapping[str, float]) -> Paired:
+    """`reference` and `other`: problem id -> score (`problem_score`); compared on the ids both have."""
+    shared = reference.keys() & other.keys()
+    gained = sum(other[i] > reference[i] for i in shared)
+    lost = sum(other[i] < reference[i] for i in shared)
+    change = sum(other[i] - reference[i] for i in shared) / max(1, len(shared))
+    return Paired(len(shared), gained, lost, change, mcnemar_exact(gained, lost))
+
+
+def summarize(results: Sequence[Mapping[str, Any]], metric: str = "accuracy", ks: Sequence[int] = ()) -> dict[str, Any]:
+    """Summary of `Task.score` results: the score (the mean over problems of the fraction of each problem's
+    completions judged right: accuracy, or for code tasks pass@1), n problems, n_completions, n_correct and
+    n_unextracted completions (no answer counts as wrong, never dropped), a 95% interval and, for pass@k
+    tasks, the mean pass@k over problems for each k that every problem has enough samples for.
+
+    The interval is Wilson's with one completion per problem, and a bootstrap over problems with several
+    (`interval` says which; see bootstrap_interval)."""
+    if metric not in ("accuracy", "pass@k"):
+        raise ValueError(f"unknown metric {metric!r}; expected 'accuracy' or 'pass@k'")
     n = len(results)
+    scores = [problem_score(r) for r in results]
+    completions = [len(r.get("passed") or [None]) for r in results]
     summary: dict[str, Any] = {
         "metric": metric,
         "n": n,
-        "n_correct": sum(bool(r["correct"]) for r in results),
-        "n_unextracted": sum(not r["extracted"] for r in results),
+        "n_completions": sum(completions),
+        "n_correct": sum(sum(map(bool, r["passed"])) if r.get("passed") else bool(r["correct"]) for r in results),
+        "n_unextracted": sum(r["answers"].count(None) if "answers" in r else not r["extracted"] for r in results),
     }
     if metric == "pass@k":
         for k in ks:
             key = f"pass@{k}"
             if n and all(key in r for r in results):
                 summary[key] = sum(r[key] for r in results) / n
-        successes = sum(r["pass@1"] for r in results)
-    elif metric == "accuracy":
-        successes = summary["n_correct"]
-    else:
-        raise ValueError(f"unknown metric {metric!r}; expected 'accuracy' or 'pass@k'")
-    summary["score"] = successes / n if n else 0.0
-    summary["ci95_low"], summary["ci95_high"] = wilson_interval(successes, n)
+    summary["score"] = sum(scores) / n if n else 0.0
+    several = any(count > 1 for count in completions)
+    summary["interval"] = "bootstrap over problems" if several else "wilson"
+    summary["ci95_low"], summary["ci95_high"] = bootstrap_interval(scores) if several else wilson_interval(sum(scores), n)
     return summary

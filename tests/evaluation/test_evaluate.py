@@ -115,3 +115,30 @@ def test_unknown_task_lists_the_valid_ones(tmp_path):
     cfg = compose_config("evaluate", QUICK + ["task.name=gsm9k"], tmp_path)
     with pytest.raises(ValueError, match="unknown task 'gsm9k'; valid: gsm8k, gsm8k_heldout, math, humaneval"):
         evaluate(cfg)
+
+
+def test_each_protocol_is_recorded_and_the_paper_s_scores_every_completion(trained, tmp_path):
+    common = QUICK + ["task=reasoning_gym/chain_sum", "task.options.size=4",
+                      f"checkpoint={trained / 'l2d_lora' / 'export'}", "solver.levels=2"]
+    paper = evaluate(compose_config("evaluate", common, tmp_path / "paper"))  # the default protocol
+    assert paper["protocol"] == {"name": "paper", "preset": "paper", "temperature": 1.0, "samples": 4,
+                                 "x1_estimate": "sample", "x1_temperature": 0.0, "anneal_x1_temperature": True,
+                                 "t_final": 1.0, "t_start": 0.0}
+    records = paper["records"]
+    assert all(len(r["generations"]) == len(r["passed"]) == 4 for r in records)
+    completions = [p for r in records for p in r["passed"]]
+    assert paper["summary"]["score"] == pytest.approx(sum(completions) / len(completions))
+    assert paper["summary"]["n_completions"] == 8 and paper["summary"]["interval"] == "bootstrap over problems"
+    assert len({g for r in records for g in r["generations"]}) > 2  # sampled: the completions differ
+
+    greedy = evaluate(compose_config("evaluate", common + ["protocol=greedy", "solver.t_final=0.9"],
+                                     tmp_path / "greedy"))
+    assert greedy["protocol"] | {"t_final": None} == {**paper["protocol"], "name": "greedy", "preset": "greedy",
+                                                      "temperature": 0.0, "samples": 1, "t_final": None}
+    assert greedy["protocol"]["t_final"] == 0.9 and greedy["summary"]["interval"] == "wilson"
+    saved = json.loads((tmp_path / "greedy" / "results.json").read_text())
+    assert saved["protocol"] == greedy["protocol"]
+
+    plain = evaluate(compose_config("evaluate", QUICK + ["task=reasoning_gym/chain_sum", "task.options.size=4",
+                                                         "protocol=greedy"], tmp_path / "base"))
+    assert plain["protocol"]["name"] == "greedy" and plain["protocol"]["t_final"] is None  # no diffusion to end

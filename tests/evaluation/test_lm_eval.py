@@ -75,7 +75,7 @@ def ours(task_dir, tmp_path, *overrides):
     result = evaluate(compose_config("evaluate", [
         "model=tiny", "task=gsm8k", f"task.options.path={task_dir / 'test.jsonl'}",
         f"++task.options.shots_path={task_dir / 'train.jsonl'}", "++task.options.num_shots=2", "max_new_tokens=12",
-        "batch_size=2", "progress=false", *overrides], tmp_path))
+        "batch_size=2", "progress=false", "samples=1", *overrides], tmp_path))
     return [r["generations"][0] for r in result["records"]], result["summary"]["score"]
 
 
@@ -118,6 +118,18 @@ def test_every_decoding_option_is_a_model_argument(export):
     assert (lm.decoding.temperature, lm.decoding.max_new_tokens, lm.decoding.token_search) == (0.7, 5, {"hypotheses": 2})
     assert (lm.batch_size, lm.seed, lm.device.type) == (4, 3, "cpu")
     assert lm.get_model_info()["l2d"]["method"] == "l2d_lora"
+
+
+def test_a_protocol_sets_the_emitted_token_and_x1_under_the_explicit_arguments(export):
+    greedy = L2DLM(checkpoint=str(export), model="tiny", protocol="greedy", t_final=0.9)
+    assert greedy.decoding.temperature == 0.0
+    assert greedy.decoding.decode == {"solver": "midpoint", "levels": 8, "t_final": 0.9, "t_start": 0.0,
+                                      "x1_estimate": "sample", "x1_temperature": 0.0, "anneal_x1_temperature": True,
+                                      "atol": 1e-3, "rtol": 1e-3, "compile": None}
+    paper = L2DLM(checkpoint=str(export), model="tiny", protocol="paper", solver="dopri5", temperature=0.5)
+    assert paper.decoding.temperature == 0.5 and paper.decoding.decode["t_final"] == 0.99  # the solver's own end
+    with pytest.raises(ValueError, match="protocol='beam' is not a config of conf/protocol/; valid: greedy, paper"):
+        L2DLM(model="tiny", protocol="beam")
 
 
 def test_bad_arguments_get_one_clear_error(export):

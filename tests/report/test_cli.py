@@ -70,7 +70,7 @@ def test_json_that_is_not_a_results_file_is_skipped_with_a_warning(tmp_path, wri
     main(tmp_path / "evals", stray, out=out)
     assert f"skipped {stray}: no task, model, decoding, summary" in caplog.text
     assert f"skipped {broken}: not valid JSON" in caplog.text
-    assert "| smollm2-135m | 10.00" in (out / "report.md").read_text()
+    assert "| smollm2-135m | paper | 10.00" in (out / "report.md").read_text()
 
 
 def test_nothing_usable_is_an_error(tmp_path):

@@ -36,7 +36,7 @@ def paper_layout(tmp_path, write_result) -> str:
 
 def test_main_table_columns_follow_the_paper(paper_layout):
     rows = section_table(paper_layout, "Results")
-    assert list(rows[0]) == ["Model", "GSM8K", "MATH", "Math avg", "HumanEval", "MBPP", "Coding avg", "MMLU",
+    assert list(rows[0]) == ["Model", "Protocol", "GSM8K", "MATH", "Math avg", "HumanEval", "MBPP", "Coding avg", "MMLU",
                              "Avg", "Params"]
     assert [row["Model"] for row in rows] == ["smollm2-135m", "LoRA", "L2D-LoRA"]
 
@@ -77,7 +77,7 @@ def test_unknown_category_is_its_own_group(tmp_path, write_result):
     write_result("a", "gsm8k", "base", 0.1)
     write_result("b", "reasoning_gym/chain_sum", "base", 0.5)
     row = section_table(render(tmp_path, tmp_path / "evals"), "Results")[0]
-    assert list(row) == ["Model", "GSM8K", "chain_sum", "Avg", "Params"]
+    assert list(row) == ["Model", "Protocol", "GSM8K", "chain_sum", "Avg", "Params"]
     assert row["Avg"] == "30.00"
 
 
@@ -124,7 +124,7 @@ def test_nfe_table_has_one_series_per_solver(sweep):
 
 def test_adaptive_nfe_per_task(sweep):
     assert section_table(sweep, "NFE per token of adaptive") == [
-        {"Model": "L2D-LoRA (fehlberg2, adaptive)", "GSM8K": "40.2", "MMLU": "55.5", "Mean": "47.9"}]
+        {"Model": "L2D-LoRA (fehlberg2, adaptive)", "GSM8K, paper": "40.2", "MMLU, paper": "55.5", "Mean": "47.9"}]
 
 
 def test_guidance_table(sweep):
@@ -249,3 +249,52 @@ def test_a_later_decoding_field_at_its_default_shares_the_older_results_row(tmp_
     rows = section_table(render(tmp_path, tmp_path / "evals"), "Score against NFE")
     assert sorted((row["Model"], row["NFE"]) for row in rows) == [
         ("L2D-LoRA", "15.0"), ("L2D-LoRA", "3.0"), ("L2D-LoRA (from t = 0.2)", "15.0")]
+
+
+def with_records(path, passed: list[list[bool]], protocol: dict | None = None) -> None:
+    """Per-problem records with several completions each (`passed`), and the protocol the file records."""
+    data = json.loads(path.read_text())
+    data["records"] = [{**data["records"][0], "id": str(i), "correct": p[0], "passed": p} for i, p in enumerate(passed)]
+    if protocol is not None:
+        data["protocol"] = protocol
+    path.write_text(json.dumps(data))
+
+
+def test_protocols_stay_apart_in_every_table_and_panel(tmp_path, write_result):
+    """The same models under the paper's sampling and greedily: one row each, named alike, a protocol column
+    that tells them apart, averages never across them, and one panel per protocol in Figure 1."""
+    write_result("lora-paper", "gsm8k", "lora", 0.30)
+    write_result("lora-greedy", "gsm8k", "lora", 0.40, temperature=0.0)
+    for levels, (sampled, greedy) in {2: (0.20, 0.25), 8: (0.24, 0.26)}.items():
+        write_result(f"paper{levels}", "gsm8k", "l2d_lora", sampled, levels=levels)
+        write_result(f"greedy{levels}", "gsm8k", "l2d_lora", greedy, levels=levels, temperature=0.0)
+    text = render(tmp_path, tmp_path / "evals")
+    results = section_table(text, "Results")
+    assert [(r["Model"], r["Protocol"]) for r in results] == [
+        ("LoRA", "paper"), ("L2D-LoRA", "paper"), ("L2D-LoRA (midpoint, 3 NFE)", "paper"),
+        ("LoRA", "greedy"), ("L2D-LoRA", "greedy"), ("L2D-LoRA (midpoint, 3 NFE)", "greedy")]
+    assert [r["Avg"] for r in results] == ["30.00", "24.00", "20.00", "40.00", "26.00", "25.00"]
+    nfe = section_table(text, "Score against NFE")
+    assert {(r["Protocol"], r["Model"], r["Score %"].split()[0]) for r in nfe} == {
+        ("paper", "LoRA (no diffusion)", "30.00"), ("paper", "L2D-LoRA", "20.00"), ("paper", "L2D-LoRA", "24.00"),
+        ("greedy", "LoRA (no diffusion)", "40.00"), ("greedy", "L2D-LoRA", "25.00"), ("greedy", "L2D-LoRA", "26.00")}
+    from l2d.report.inputs import collect
+    from l2d.report.series import base_scores, nfe_curves
+
+    found = nfe_curves(collect([tmp_path / "evals"])[0])
+    assert list(found) == [("gsm8k", "paper"), ("gsm8k", "greedy")]
+    assert [[r.score for r in members] for members in found["gsm8k", "greedy"].values()] == [[0.25, 0.26]]
+    assert list(base_scores(collect([tmp_path / "evals"])[0])["gsm8k", "paper"]) == ["LoRA (no diffusion)"]
+
+
+def test_the_recorded_protocol_names_the_row_and_sampled_scores_pair_by_problem(tmp_path, write_result):
+    """Four completions per problem: a problem's score is the fraction right, and more steps are paired on
+    those fractions within the protocol."""
+    protocol = {"name": "paper", "preset": "paper", "temperature": 1.0, "samples": 4}
+    fewer = write_result("levels2", "gsm8k", "l2d_lora", 0.25, levels=2, n=4)
+    with_records(fewer, [[True, False, False, False]] * 4, protocol)
+    more = write_result("levels8", "gsm8k", "l2d_lora", 0.75, levels=8, n=4)
+    with_records(more, [[True, True, True, False]] * 4, protocol)
+    [row] = section_table(render(tmp_path, tmp_path / "evals"), "More steps, paired")
+    assert (row["Protocol"], row["Gained / lost"], row["Change"]) == ("paper", "+4 / −0", "+50.0")
+    assert float(row["p"]) == pytest.approx(2 / 16)

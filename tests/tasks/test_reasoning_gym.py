@@ -43,6 +43,16 @@ def test_scored_by_the_datasets_own_verifier(chain_sum):
     assert (empty["extracted"], empty["correct"], empty["reward"]) == (False, False, 0.0)
 
 
+def test_every_completion_is_judged(chain_sum):
+    problem = chain_sum.problems()[0]
+    wrong = str(int(problem["target"]) + 1)
+    result = chain_sum.score(problem, [wrong, problem["target"], "", problem["target"]])
+    assert result["passed"] == [False, True, False, True]
+    assert result["answers"] == [wrong, problem["target"], None, problem["target"]]
+    assert result["rewards"][1] == result["rewards"][3] == 1.0 and result["rewards"][0] < 1.0
+    assert not result["correct"] and result["answer"] == wrong  # the first completion's
+
+
 def test_config_kwargs_reach_the_generator():
     task = get_task("reasoning_gym/basic_arithmetic", size=5, num_shots=0,
                     config={"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1})

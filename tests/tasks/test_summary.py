@@ -1,6 +1,6 @@
 import pytest
 
-from l2d.tasks.summary import summarize, wilson_interval
+from l2d.tasks.summary import bootstrap_interval, paired, summarize, wilson_interval
 
 
 def test_wilson_interval_known_values():
@@ -31,8 +31,9 @@ def test_pass_at_k_summary_averages_over_problems():
     summary = summarize(results, metric="pass@k", ks=(1, 5))
     assert summary["score"] == summary["pass@1"] == pytest.approx(0.5)
     assert "pass@5" not in summary  # two samples per problem cannot give pass@5
-    assert (summary["n_correct"], summary["n_unextracted"]) == (2, 1)
-    assert (summary["ci95_low"], summary["ci95_high"]) == pytest.approx(wilson_interval(1.5, 3))
+    assert (summary["n_completions"], summary["n_correct"], summary["n_unextracted"]) == (6, 3, 1)
+    assert summary["interval"] == "bootstrap over problems"
+    assert (summary["ci95_low"], summary["ci95_high"]) == pytest.approx(bootstrap_interval([0.5, 0.0, 1.0]))
 
 
 def test_empty_and_unknown_metric():
@@ -46,3 +47,40 @@ def test_wilson_interval_holds_the_proportion_at_the_ends():
     for successes in range(0, 501, 25):
         low, high = wilson_interval(successes, 500)
         assert low <= successes / 500 <= high
+
+
+def sampled_result(passed: list[bool]) -> dict:
+    return {"answer": "1", "target": "1", "correct": passed[0], "extracted": True, "answers": ["1"] * len(passed),
+            "passed": passed}
+
+
+def test_several_completions_score_their_mean_with_an_interval_over_problems():
+    # 100 problems, 4 completions each: half the problems always right, half always wrong.
+    results = [sampled_result([i % 2 == 0] * 4) for i in range(100)]
+    summary = summarize(results)
+    assert (summary["n"], summary["n_completions"], summary["n_correct"], summary["score"]) == (100, 400, 200, 0.5)
+    assert summary["interval"] == "bootstrap over problems"
+    low, high = summary["ci95_low"], summary["ci95_high"]
+    # The four completions of a problem agree, so the interval is that of 100 problems, not of 400 draws.
+    per_completion, per_problem = wilson_interval(200, 400), wilson_interval(50, 100)
+    assert high - low > 1.5 * (per_completion[1] - per_completion[0])
+    assert high - low == pytest.approx(per_problem[1] - per_problem[0], rel=0.2)
+    # A problem right in 1 of 4 completions counts a quarter.
+    assert summarize([sampled_result([True, False, False, False])])["score"] == 0.25
+
+
+def test_one_completion_per_problem_keeps_the_wilson_interval():
+    summary = summarize([sampled_result([True]), sampled_result([False])])
+    assert summary["interval"] == "wilson"
+    assert (summary["ci95_low"], summary["ci95_high"]) == pytest.approx(wilson_interval(1, 2))
+
+
+def test_paired_scores_count_problems_that_rose_and_fell():
+    reference = {"a": 0.0, "b": 0.5, "c": 1.0, "d": 0.25}
+    other = {"a": 0.75, "b": 0.5, "c": 0.5, "d": 1.0, "e": 1.0}  # "e" is not shared
+    pair = paired(reference, other)
+    assert (pair.problems, pair.gained, pair.lost) == (4, 2, 1)
+    assert pair.change == pytest.approx((0.75 + 0 - 0.5 + 0.75) / 4)
+    assert pair.p == pytest.approx(1.0)  # 2 against 1 is no evidence
+    many = paired({str(i): 0.0 for i in range(20)}, {str(i): 1.0 for i in range(20)})
+    assert many.p == pytest.approx(2 / 2**20)

@@ -2,8 +2,9 @@
 
 Each entry point checks its composed config first (`check_train`, `check_evaluate`, `check_bench`),
 before a model, a dataset or a checkpoint is loaded. `one_line` wraps a Hydra entry point so that
-such an error, or a bad record or a missing sandbox found later, ends the program with that line
-(exit status 1) instead of a traceback; HYDRA_FULL_ERROR=1 shows the traceback as well.
+such an error, or a bad record, a missing sandbox or an unreadable weight file found later, ends the
+program with that line (exit status 1) instead of a traceback; HYDRA_FULL_ERROR=1 shows the traceback
+as well.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from l2d.model.checkpoint import CONFIG_FILE
 from l2d.model.dtypes import DTYPES
 from l2d.model.finetune import FINETUNE_FILE
 from l2d.model.l2d import GROUP_NAMES
+from l2d.model.weights import UnreadableWeights
 from l2d.tasks.code import CodeTask
 from l2d.tasks.registry import TASKS
 from l2d.tasks.sandbox import SandboxUnavailable, require_isolation
@@ -40,7 +42,7 @@ class InputError(ValueError):
     """A config value or input file the user has to change; the message names it and what is allowed."""
 
 
-USER_ERRORS = (InputError, InvalidRecordError, SandboxUnavailable)
+USER_ERRORS = (InputError, InvalidRecordError, SandboxUnavailable, UnreadableWeights)
 
 
 def one_line(main: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:

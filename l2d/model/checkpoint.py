@@ -10,13 +10,14 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from l2d.files import atomic_directory
 from l2d.model.card import CARD_FILE, TrainingRecord, l2d_card
 from l2d.model.config import L2DConfig
 from l2d.model.finetune import finetuned_base
 from l2d.model.loading import load_base_model
+from l2d.model.weights import load_weights
 
 WEIGHTS_FILE = "diffusion_path.safetensors"
 CONFIG_FILE = "l2d_config.json"
@@ -129,5 +130,6 @@ def load_diffusion_path(cls, directory, base=None, dtype=None):
             base = finetuned_base(base, config.finetuned["path"], expected=config.finetuned)
     check_base(meta, base, directory)
     model = cls(base, config)
-    load_trainable_state(model, load_file(str(Path(directory) / WEIGHTS_FILE)), Path(directory) / WEIGHTS_FILE)
+    weights = Path(directory) / WEIGHTS_FILE
+    load_trainable_state(model, load_weights(weights), weights)
     return model.eval()  # as transformers' from_pretrained: ready for inference

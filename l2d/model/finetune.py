@@ -15,6 +15,7 @@ from l2d.data.chat import IGNORE_INDEX, next_token_labels
 from l2d.files import atomic_directory
 from l2d.model.card import CARD_FILE, TrainingRecord, finetune_card
 from l2d.model.family import family_of, get
+from l2d.model.weights import check_weights
 
 METHODS = ("lora", "full")
 FINETUNE_FILE = "l2d_finetune.json"  # which method and base an export was made with
@@ -108,6 +109,7 @@ def weights_fingerprint(directory) -> str:
 def load_finetuned(directory, base: nn.Module) -> nn.Module:
     """A saved baseline as a plain LM: a peft adapter applied to `base` and merged, or a full model."""
     directory = Path(directory)
+    check_weights(directory)
     if (directory / "adapter_config.json").is_file():
         from peft import PeftModel
 

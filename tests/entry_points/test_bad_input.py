@@ -14,6 +14,11 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 import l2d.train
+from l2d import L2DConfig, L2DModel
+from l2d.evaluate import evaluate
+from l2d.model.checkpoint import WEIGHTS_FILE
+from l2d.model.finetune import Finetune
+from l2d.model.tiny import tiny_model
 from l2d.report.inputs import NoInputs, collect
 from l2d.tasks import sandbox
 from l2d.validation import InputError, check_bench, check_evaluate, check_train, one_line
@@ -126,6 +131,32 @@ def test_code_tasks_refuse_a_weak_sandbox_unless_allowed(monkeypatch):
         check_evaluate(config("evaluate", "model=tiny", "task=humaneval"))
     check_evaluate(config("evaluate", "model=tiny", "task=humaneval", "sandbox.allow_weak=true"))
     check_evaluate(config("evaluate", "model=tiny"))
+
+
+def ends_in(capsys, monkeypatch, main, cfg) -> str:
+    """What `main` under one_line printed on stderr, having ended with exit status 1."""
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    capsys.readouterr()  # not what came before (transformers' progress bar saving a full model)
+    with pytest.raises(SystemExit) as ended:
+        one_line(main)(cfg)
+    assert ended.value.code == 1
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method, weights", [("l2d_lora", WEIGHTS_FILE), ("lora", "adapter_model.safetensors"),
+                                             ("full", "model.safetensors")])
+def test_a_truncated_weight_file_ends_in_one_line_naming_it(tmp_path, capsys, monkeypatch, method, weights):
+    base, _ = tiny_model()
+    export = tmp_path / "export"
+    if method == "l2d_lora":
+        L2DModel(base, L2DConfig(dim=16, lora_rank=4)).save_pretrained(export)
+    else:
+        Finetune(base, lora_rank=4 if method == "lora" else 0).save_pretrained(export)
+    cut = export / weights
+    cut.write_bytes(cut.read_bytes()[:100])  # a copy or download that stopped early
+    said = ends_in(capsys, monkeypatch, evaluate, config("evaluate", "model=tiny", f"checkpoint={export}"))
+    assert said == (f"error: {cut} is not a readable safetensors file (truncated or corrupt): "
+                    "Error while deserializing header: invalid header length\n")
 
 
 BENCH = [

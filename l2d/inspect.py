@@ -29,6 +29,7 @@ from l2d.files import write_atomically
 from l2d.model.config import L2DConfig
 from l2d.model.l2d import L2DModel
 from l2d.tasks.harness import stop_ids
+from l2d.validation import check_inspect, one_line
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend is chosen first)
@@ -192,6 +193,7 @@ def load_l2d(cfg: DictConfig, dtype: torch.dtype):
 
 
 def inspect(cfg: DictConfig) -> list[TokenTrace]:
+    check_inspect(cfg)  # before anything loads
     device, dtype = resolve_device(cfg)
     model, tokenizer, info = load_l2d(cfg, dtype)
     model.to(device).eval()
@@ -233,6 +235,7 @@ def inspect(cfg: DictConfig) -> list[TokenTrace]:
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="inspect")
+@one_line
 def main(cfg: DictConfig) -> None:
     inspect(cfg)
 

@@ -1,10 +1,10 @@
 """Bad input is refused before any work, in one line that names the field or file and what is allowed.
 
-Each entry point checks its composed config first (`check_train`, `check_evaluate`, `check_bench`),
-before a model, a dataset or a checkpoint is loaded. `one_line` wraps a Hydra entry point so that
-such an error, or a bad record, a missing sandbox or an unreadable weight file found later, ends the
-program with that line (exit status 1) instead of a traceback; HYDRA_FULL_ERROR=1 shows the traceback
-as well.
+Each entry point checks its composed config first (`check_train`, `check_evaluate`, `check_bench`,
+`check_inspect`), before a model, a dataset or a checkpoint is loaded. `one_line` wraps a Hydra entry
+point so that such an error, or a bad record, a missing sandbox or an unreadable weight file found
+later, ends the program with that line (exit status 1) instead of a traceback; HYDRA_FULL_ERROR=1
+shows the traceback as well.
 """
 
 from __future__ import annotations
@@ -134,6 +134,12 @@ def check_bench(cfg: DictConfig) -> None:
     unknown = [m for m in cfg.train.methods if m not in BENCH_METHODS]
     if unknown:
         raise InputError(f"train.methods must be among {list(BENCH_METHODS)}, got {unknown}")
+
+
+def check_inspect(cfg: DictConfig) -> None:
+    """python -m l2d.inspect: the prompt to decode (the config leaves it mandatory, ???)."""
+    if OmegaConf.is_missing(cfg, "prompt"):
+        raise InputError('prompt= is required: the user turn to decode, e.g. prompt="What is 17 + 25?"')
 
 
 def whole(cfg: DictConfig, key: str, minimum: int | None = None, optional: bool = False) -> None:

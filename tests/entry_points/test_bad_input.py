@@ -13,6 +13,7 @@ import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
+import l2d.inspect
 import l2d.train
 from l2d import L2DConfig, L2DModel
 from l2d.evaluate import evaluate
@@ -159,6 +160,15 @@ def test_a_truncated_weight_file_ends_in_one_line_naming_it(tmp_path, capsys, mo
                     "Error while deserializing header: invalid header length\n")
 
 
+def test_inspect_without_a_prompt_ends_in_one_line(capsys, monkeypatch):
+    def nothing_loads(*args, **kwargs):
+        raise AssertionError("the model loaded before the prompt was checked")
+
+    monkeypatch.setattr(l2d.inspect, "load_l2d", nothing_loads)
+    said = ends_in(capsys, monkeypatch, l2d.inspect.inspect, config("inspect", "model=tiny"))
+    assert said == 'error: prompt= is required: the user turn to decode, e.g. prompt="What is 17 + 25?"\n'
+
+
 BENCH = [
     (["repeats=0"], "repeats must be an integer >= 1, got 0"),
     (["warmup=-1"], "warmup must be an integer >= 0, got -1"),
@@ -222,6 +232,7 @@ def test_report_skips_damaged_runs_and_results(tmp_path, caplog):
     (["l2d.train", "model=tiny", "sigma=-1"], "error: sigma must be > 0, got -1"),
     (["l2d.evaluate", "model=tiny", "checkpoint=nope"], "error: checkpoint=nope: no such directory"),
     (["l2d.bench", "model=tiny", "repeats=0"], "error: repeats must be an integer >= 1, got 0"),
+    (["l2d.inspect", "model=tiny"], "error: prompt= is required"),
 ])
 def test_entry_points_end_in_one_line_without_a_traceback(tmp_path, command, message):
     ran = subprocess.run([sys.executable, "-m", *command, f"hydra.run.dir={tmp_path}"], cwd=tmp_path,

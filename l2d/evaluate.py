@@ -67,12 +67,18 @@ def load_model(cfg: DictConfig, dtype: torch.dtype):
 
 
 def print_table(result: dict) -> None:
+    """The summary as a header and one row; each column as wide as its header or value, two spaces apart,
+    so a long task name never runs into the method."""
     s = result["summary"]
-    interval = f"{100 * s['ci95_low']:.1f}-{100 * s['ci95_high']:.1f}"
-    ks = "".join(f"  {k} {100 * v:.1f}" for k, v in s.items() if k.startswith("pass@"))
-    print(f"\n{'task':<28}{'method':<12}{'score %':>9}{'95% CI':>13}{'n':>6}{'no answer':>11}{'NFE':>7}\n"
-          f"{result['task']:<28}{result['model']['method']:<12}{100 * s['score']:>9.2f}{interval:>13}{s['n']:>6}"
-          f"{s['n_unextracted']:>11}{s['mean_nfe']:>7.1f}{ks}\n")
+    columns = [("task", result["task"], "<"), ("method", result["model"]["method"], "<"),
+               ("score %", f"{100 * s['score']:.2f}", ">"),
+               ("95% CI", f"{100 * s['ci95_low']:.1f}-{100 * s['ci95_high']:.1f}", ">"),
+               ("n", str(s["n"]), ">"), ("no answer", str(s["n_unextracted"]), ">"), ("NFE", f"{s['mean_nfe']:.1f}", ">"),
+               *((k, f"{100 * v:.1f}", ">") for k, v in s.items() if k.startswith("pass@"))]
+    widths = [max(len(head), len(value)) for head, value, _ in columns]
+    header, row = ("  ".join(f"{column[part]:{column[2]}{width}}" for column, width in zip(columns, widths))
+                   for part in (0, 1))
+    print(f"\n{header}\n{row}\n")
 
 
 def evaluate(cfg: DictConfig) -> dict:

@@ -1,11 +1,12 @@
 """`python -m l2d.evaluate` end to end on the tiny model: every task family, every kind of checkpoint."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
-from l2d.evaluate import evaluate
+from l2d.evaluate import evaluate, print_table
 from l2d.train import train
 from l2d.data.splits import GSM8K_HELDOUT_SIZE
 from tests.compose import compose_config
@@ -142,3 +143,15 @@ def test_each_protocol_is_recorded_and_the_paper_s_scores_every_completion(train
     plain = evaluate(compose_config("evaluate", QUICK + ["task=reasoning_gym/chain_sum", "task.options.size=4",
                                                          "protocol=greedy"], tmp_path / "base"))
     assert plain["protocol"]["name"] == "greedy" and plain["protocol"]["t_final"] is None  # no diffusion to end
+
+
+@pytest.mark.parametrize("task", ["gsm8k", "reasoning_gym/basic_arithmetic", "reasoning_gym/" + "x" * 60])
+def test_the_printed_table_keeps_its_columns_apart_for_any_task_name(task, capsys):
+    summary = {"score": 0.5, "ci95_low": 0.25, "ci95_high": 0.75, "n": 200, "n_unextracted": 3, "mean_nfe": 15.0,
+               "pass@1": 0.5, "pass@10": 0.875}
+    print_table({"task": task, "model": {"method": "l2d_lora"}, "summary": summary})
+    header, row = capsys.readouterr().out.strip("\n").split("\n")
+    assert re.split(" {2,}", header) == ["task", "method", "score %", "95% CI", "n", "no answer", "NFE", "pass@1",
+                                          "pass@10"]
+    assert re.split(" {2,}", row) == [task, "l2d_lora", "50.00", "25.0-75.0", "200", "3", "15.0", "50.0", "87.5"]
+    assert len(header) == len(row) and header.index("method") == row.index("l2d_lora")  # each under its header

@@ -13,7 +13,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from l2d.config import config_dir
 from l2d.files import write_atomically
 from l2d.report import plots
-from l2d.report.inputs import NoInputs, Result, TrainingRun, collect
+from l2d.report.inputs import collect
+from l2d.report.records import NoInputs, Result, TrainingRun
 from l2d.report.rows import newest_per_row_and_task
 from l2d.report.series import adaptive_nfe, base_scores, guidance_curves, nfe_curves
 from l2d.report.tables import report

@@ -1,156 +1,22 @@
-"""Reading the inputs: evaluation `results.json` files and training run directories (`metrics.csv`)."""
+"""Reading the inputs: evaluation `results.json` files and training run directories (`metrics.csv`), and,
+through l2d.report.wandb_runs, W&B runs; `collect` gathers them all."""
 
 from __future__ import annotations
 
 import csv
 import json
 import logging
-import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from omegaconf import OmegaConf
 from yaml import YAMLError
 
-from l2d.diffusion.solver import ADAPTIVE
-from l2d.tasks.protocol import PAPER_TEMPERATURE, protocol_name
-from l2d.tasks.registry import TASKS
-from l2d.tasks.summary import problem_score
+from l2d.report import wandb_runs
+from l2d.report.records import (METRICS_CSV, METRICS_JSON, RESULTS_FILE, NoInputs, NotUsable, Result, TrainingRun,
+                                parse_result)
 
 log = logging.getLogger(__name__)
-RESULTS_FILE = "results.json"
-METRICS_CSV = "metrics.csv"
-METRICS_JSON = "metrics.json"
-TAIL_FRACTION = 0.2  # Figure 3: average the last 20% of a column's logged values (at least one)
-
-
-@dataclass(frozen=True, eq=False)  # eq=False: hashed by identity, usable as a dict key
-class Result:
-    """One results.json: a (checkpoint, task, decoding) evaluation."""
-
-    path: Path
-    task: str
-    category: str
-    metric: str
-    model: dict[str, Any]
-    decoding: dict[str, Any]
-    summary: dict[str, Any]
-    command: str
-    started: float | None = None  # W&B runs: when the run began (results files: their modification time)
-    outcomes: dict[str, float] | None = None  # problem id -> its score (fraction of completions right); files only
-    recorded_protocol: dict[str, Any] | None = None  # results.json's `protocol` (older files: none)
-
-    @property
-    def time(self) -> float:
-        return self.started if self.started is not None else self.path.stat().st_mtime
-
-    @property
-    def protocol(self) -> str:
-        """The scoring protocol (l2d.tasks.protocol): recorded, or named from the emitted token's temperature
-        (files written before protocols were recorded; `python -m l2d.evaluate` then sampled at 1 by default)."""
-        if self.recorded_protocol and self.recorded_protocol.get("name"):
-            return str(self.recorded_protocol["name"])
-        return protocol_name(float(self.decoding.get("temperature", PAPER_TEMPERATURE)))
-
-    @property
-    def score(self) -> float:
-        return float(self.summary["score"])
-
-    @property
-    def interval(self) -> tuple[float, float] | None:
-        low, high = self.summary.get("ci95_low"), self.summary.get("ci95_high")
-        return None if low is None or high is None else (float(low), float(high))
-
-    @property
-    def nfe(self) -> float:
-        return float(self.summary.get("mean_nfe", 1.0))
-
-    @property
-    def adaptive(self) -> bool:
-        return self.decoding.get("solver") in ADAPTIVE
-
-    @property
-    def is_l2d(self) -> bool:
-        return self.decoding.get("solver", "none") != "none"
-
-
-@dataclass(frozen=True, eq=False)
-class TrainingRun:
-    """A training run directory: the logged metric columns (non-empty values only, in row order)."""
-
-    path: Path
-    method: str
-    overrides: list[str]
-    trainable_parameters: int | None
-    wall_seconds: float | None
-    columns: dict[str, list[float]] = field(repr=False)
-
-    @property
-    def has_loss_per_bin(self) -> bool:
-        return bool(self.loss_per_bin("train") or self.loss_per_bin("val"))
-
-    @property
-    def is_l2d(self) -> bool:
-        return self.method.startswith("l2d")
-
-    def loss_at_t(self) -> dict[float, float]:
-        """The last validation loss at each fixed t (`val/loss_at_t<t>`, the same positions and noise at
-        every validation); empty when not logged (plain LMs, older runs)."""
-        found = {float(match[1]): values[-1] for name, values in self.columns.items()
-                 if values and (match := re.fullmatch(r"val/loss_at_t([0-9.]+)", name))}
-        return dict(sorted(found.items()))
-
-    def final_val_loss(self) -> float | None:
-        """The last validation loss: for a plain LM, teacher-forced next-token loss on the answer positions."""
-        values = self.columns.get("val/loss")
-        return values[-1] if values else None
-
-    def loss_per_bin(self, split: str) -> list[float]:
-        """Mean of the last values of `<split>/loss_t_bin<i>` for each bin i; empty when not logged."""
-        bins = sorted(int(found[1]) for name in self.columns
-                      if (found := re.fullmatch(rf"{split}/loss_t_bin(\d+)", name)))
-        if bins != list(range(len(bins))):
-            return []
-        return [tail_mean(self.columns[f"{split}/loss_t_bin{i}"]) for i in bins]
-
-
-def tail_mean(values: Sequence[float]) -> float:
-    """Mean of the last TAIL_FRACTION of the values (at least one): the end of training, less noisy."""
-    count = max(1, round(TAIL_FRACTION * len(values)))
-    return sum(values[-count:]) / count
-
-
-class NotUsable(ValueError):
-    """A file that is not a results file or a training run; skipped with a warning."""
-
-
-class NoInputs(ValueError):
-    """Nothing usable under the given paths."""
-
-
-def parse_result(path: Path, data: Any) -> Result:
-    if not isinstance(data, dict):
-        raise NotUsable("not a JSON object")
-    missing = [key for key, kind in (("task", str), ("model", dict), ("decoding", dict), ("summary", dict))
-               if not isinstance(data.get(key), kind)]
-    if missing:
-        raise NotUsable(f"no {', '.join(missing)} (not a results file of python -m l2d.evaluate)")
-    if "method" not in data["model"] or not isinstance(data["summary"].get("score"), (int, float)):
-        raise NotUsable("no model.method or summary.score")
-    task = data["task"]
-    known = TASKS.get(task)
-    category = data.get("category") or (known.category if known else "other")
-    records = data.get("records")
-    outcomes = ({str(r["id"]): problem_score(r) for r in records}
-                if isinstance(records, list) and all(isinstance(r, dict) and "id" in r and "correct" in r
-                                                     for r in records) else None)
-    protocol = data.get("protocol")
-    return Result(path=path, task=task, category=category, metric=data.get("metric", "accuracy"),
-                  model=data["model"], decoding=data["decoding"], summary=data["summary"],
-                  command=data.get("command", ""), outcomes=outcomes or None,
-                  recorded_protocol=protocol if isinstance(protocol, dict) else None)
 
 
 def read_result(path: Path) -> Result:
@@ -213,8 +79,6 @@ def collect(paths: Sequence[Path | str]) -> tuple[list[Result], list[TrainingRun
     """Every usable result and training run under `paths` (files and directories, W&B offline run
     directories, or a W&B group `wandb:<entity>/<project>/<group>`); unusable files are skipped
     with a warning."""
-    from l2d.report import wandb_runs
-
     local = [Path(path) for path in paths if not wandb_runs.is_group(path)]
     found = [run for path in paths if wandb_runs.is_group(path) for run in wandb_runs.group_runs(str(path))]
     results, runs = [], []

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from l2d.report.inputs import Result, TrainingRun  # noqa: E402
+from l2d.report.records import Result, TrainingRun  # noqa: E402
 from l2d.report.rows import run_labels  # noqa: E402
 from l2d.report.series import Curves, guidance_of  # noqa: E402
 from l2d.report.tables import panel_title  # noqa: E402

@@ -12,7 +12,7 @@ from pathlib import PurePath
 from typing import Any, TypeVar
 
 from l2d.diffusion.solver import ADAPTIVE
-from l2d.report.inputs import Result, TrainingRun
+from l2d.report.records import Result, TrainingRun
 from l2d.tasks.registry import TASKS
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from l2d.report.inputs import Result
+from l2d.report.records import Result
 from l2d.report.rows import label_rows, protocol_rank, row_key, task_columns
 
 Panel = tuple[str, str]  # (task, protocol)

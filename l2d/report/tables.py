@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from l2d.report.inputs import Result, TrainingRun
+from l2d.report.records import Result, TrainingRun
 from l2d.report.rows import label_rows, row_key, run_labels, task_columns
 from l2d.report.series import Curves, Panel, adaptive_nfe, base_scores, guidance_curves, guidance_of, nfe_curves
 from l2d.tasks.summary import paired

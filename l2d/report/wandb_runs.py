@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from l2d.report.inputs import METRICS_CSV, RESULTS_FILE, NoInputs, NotUsable, Result, TrainingRun, parse_result
+from l2d.report.records import METRICS_CSV, RESULTS_FILE, NoInputs, NotUsable, Result, TrainingRun, parse_result
 
 log = logging.getLogger(__name__)
 PREFIX = "wandb:"

@@ -20,7 +20,8 @@ from l2d.evaluate import evaluate
 from l2d.model.checkpoint import WEIGHTS_FILE
 from l2d.model.finetune import Finetune
 from l2d.model.tiny import tiny_model
-from l2d.report.inputs import NoInputs, collect
+from l2d.report.inputs import collect
+from l2d.report.records import NoInputs
 from l2d.tasks import sandbox
 from l2d.validation import InputError, check_bench, check_evaluate, check_train, one_line
 from tests.compose import compose_config

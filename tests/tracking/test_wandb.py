@@ -11,7 +11,8 @@ import pytest
 
 from l2d.evaluate import evaluate
 from l2d.report import build
-from l2d.report.inputs import NoInputs, collect
+from l2d.report.inputs import collect
+from l2d.report.records import NoInputs
 from l2d.report.wandb_runs import WandbRun, offline_run, records
 from l2d.tracking import PROBLEM_COLUMNS, RUN_RECORD
 from l2d.train import train

@@ -1,6 +1,6 @@
 """Lightning glue: the training module, data module, callbacks, loggers and LR schedule.
 
-Importing it silences four messages of Lightning's that say nothing a user of this project can act on.
+Importing it silences five messages of Lightning's that say nothing a user of this project can act on.
 """
 
 import logging
@@ -11,6 +11,8 @@ import warnings
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
 # l2d.train refuses to train afresh into a directory that holds checkpoints: this is a run resuming in its own.
 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+# L2DDataModule resumes mid-epoch itself (skip_batches): a resumed run sees the uninterrupted run's batches.
+warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the epoch ended")
 # Lightning's own data-loader code builds torch's deprecated LeafSpec; it is Lightning's to change.
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
 

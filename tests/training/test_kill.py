@@ -17,6 +17,7 @@ import torch
 from l2d.lightning.loggers import read_record
 from l2d.report.inputs import read_run
 from l2d.report.rows import run_labels
+from tests.entry_points.test_first_run import LIBRARY_WARNING
 from tests.training.conftest import logged
 
 STEPS = 24
@@ -118,6 +119,7 @@ def test_resumed_into_its_own_directory_a_killed_run_keeps_its_whole_record(tmp_
     for process in (reference, resumed):
         _, stderr = process.communicate(timeout=600)
         assert process.returncode == 0, stderr.decode()[-2000:]
+    assert not LIBRARY_WARNING.search(stderr.decode()), stderr.decode()  # the resumed run's: nothing to act on
     # Each step once: a resumed run that kept the killed run's rows from the checkpoint on, or restarted from
     # step 0, would show steps twice; one that lost the killed run's record would start at the checkpoint.
     assert logged_steps(reference_dir / "metrics.csv") == list(range(STEPS))

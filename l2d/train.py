@@ -19,6 +19,10 @@ from l2d.config import config_dir, register_resolvers
 from l2d.lightning.callbacks import AtomicCheckpointIO
 from l2d.lightning.loggers import RunCSVLogger
 from l2d.lightning.module import TrainingModule
+from l2d.lightning.reinforce import PromptDataModule, ReinforceModule
+from l2d.model.l2d import L2DModel
+from l2d.rl.start import starting_policy
+from l2d.tasks import get_task
 from l2d.model.card import training_record
 from l2d.model.finetune import finetuned_base
 from l2d.validation import InputError, check_train, one_line
@@ -40,14 +44,8 @@ def build_network(cfg: DictConfig, base, class_names: list[str]):
     return instantiate(network, base=base)
 
 
-def train(cfg: DictConfig) -> dict:
-    """Compose, instantiate, fit, export; returns the final metrics (also written to metrics.json)."""
-    check_train(cfg)  # before anything loads
-    started = time.time()
-    output_dir = Path(cfg.paths.output_dir)
-    if not cfg.ckpt_path and rank_zero_only.rank == 0:
-        check_fresh(output_dir)
-    L.seed_everything(cfg.seed, workers=True)
+def supervised(cfg: DictConfig):
+    """(network, data module, module, trainer settings) of next-token or L2D training on `cfg.data`."""
     base, tokenizer = instantiate(cfg.model)
     if cfg.finetuned:  # train on a finetuned model: a lora/full export applied to the base, then frozen
         base = finetuned_base(base, to_absolute_path(cfg.finetuned))
@@ -60,6 +58,42 @@ def train(cfg: DictConfig) -> dict:
     network = build_network(cfg, base, datamodule.class_names)
     module = TrainingModule(network, optimizer=instantiate(cfg.optimizer), scheduler=instantiate(cfg.scheduler),
                             seed=cfg.seed, **cfg.module)
+    return network, datamodule, module, {}
+
+
+def reinforcement(cfg: DictConfig):
+    """(network, data module, module, trainer settings) of an RL stage (`method.reinforce`) on the policy of
+    the export `init`. The module steps its own optimizer (several updates per rollout batch), so Lightning's
+    accumulation and clipping are off and trainer.gradient_clip_val goes to the module."""
+    settings = OmegaConf.to_container(cfg.method.reinforce, resolve=True)
+    network, tokenizer, start = starting_policy(Path(to_absolute_path(cfg.init)), cfg.method.name)
+    task, validation = (get_task(spec["name"], **spec.get("options", {}))
+                        for spec in (settings.pop("task"), settings.pop("validation")))
+    record = {"init": start, "task": task.name, "steps": settings["steps"]}
+    if isinstance(network, L2DModel):
+        network.config.reinforced = record
+    else:
+        network.finetune.reinforced = record
+    rollouts = settings.pop("steps")
+    prompts = OmegaConf.to_container(cfg.method.reinforce.task, resolve=True)
+    datamodule = PromptDataModule(rollouts, len(validation.problems()), settings["validation_batch_size"],
+                                  description=[f"RL prompts with their verifier: `{task.name}` {json.dumps(prompts)}"])
+    module = ReinforceModule(network, tokenizer, task, validation, optimizer=instantiate(cfg.optimizer),
+                             scheduler=instantiate(cfg.scheduler), rollouts=rollouts, seed=cfg.seed,
+                             gradient_clip=cfg.trainer.gradient_clip_val, **settings)
+    return network, datamodule, module, {"accumulate_grad_batches": 1, "gradient_clip_val": None}
+
+
+def train(cfg: DictConfig) -> dict:
+    """Compose, instantiate, fit, export; returns the final metrics (also written to metrics.json)."""
+    check_train(cfg)  # before anything loads
+    started = time.time()
+    output_dir = Path(cfg.paths.output_dir)
+    if not cfg.ckpt_path and rank_zero_only.rank == 0:
+        check_fresh(output_dir)
+    L.seed_everything(cfg.seed, workers=True)
+    network, datamodule, module, trainer_settings = (reinforcement(cfg) if "reinforce" in cfg.method
+                                                     else supervised(cfg))
     loggers = tracking.instantiate_loggers(cfg, tracking.training_identity(cfg))
     if cfg.ckpt_path:  # a run resumed into its own directory continues its metrics.csv at the checkpoint's step
         step = torch.load(cfg.ckpt_path, map_location="cpu", mmap=True, weights_only=False)["global_step"]
@@ -67,12 +101,13 @@ def train(cfg: DictConfig) -> dict:
             if isinstance(logger, RunCSVLogger):
                 logger.resume_at(step)
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
-    trainer = instantiate(cfg.trainer, logger=loggers, callbacks=callbacks, plugins=[AtomicCheckpointIO()])
+    trainer = instantiate(cfg.trainer, logger=loggers, callbacks=callbacks, plugins=[AtomicCheckpointIO()],
+                          **trainer_settings)
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     with tracking.finishing(loggers):  # the W&B run stays open until the export is recorded in it
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-        if module.stopped_nonfinite:
+        if getattr(module, "stopped_nonfinite", False):
             raise RuntimeError(f"stopped: {module.max_nonfinite_steps} non-finite losses in a row at step "
                                f"{trainer.global_step}; the last checkpoint holds the last finite weights")
         if cfg.export and trainer.is_global_zero:
@@ -84,7 +119,7 @@ def train(cfg: DictConfig) -> dict:
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metrics.update(wall_seconds=time.time() - started, global_step=trainer.global_step,
                    trainable_parameters=network.num_trainable_parameters(), method=cfg.method.name,
-                   class_names=list(datamodule.class_names), data=vars(datamodule.stats))
+                   class_names=list(datamodule.class_names), data=vars(datamodule.stats) if datamodule.stats else None)
     if trainer.is_global_zero:
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         log.info("done in %.0f s: %s", metrics["wall_seconds"], {k: metrics[k] for k in metrics if "loss" in k})

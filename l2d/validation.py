@@ -30,7 +30,7 @@ from l2d.model.finetune import FINETUNE_FILE
 from l2d.model.l2d import GROUP_NAMES
 from l2d.model.weights import UnreadableWeights
 from l2d.tasks.code import CodeTask
-from l2d.tasks.registry import TASKS
+from l2d.tasks.registry import TASKS, get_task
 from l2d.tasks.sandbox import SandboxUnavailable, require_isolation
 
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
@@ -74,6 +74,9 @@ def check_train(cfg: DictConfig) -> None:
         accumulation(cfg.batch_size, cfg.data.micro_batch_size, cfg.trainer.devices)
     except ValueError as error:
         raise InputError(str(error)) from None
+    if "reinforce" in cfg.method:
+        reinforcement(cfg)
+        return
     network = cfg.method.network
     if "config" in network:  # L2D: its own checks (sigma, lora_rank, timestep_sampling, ...)
         diffusion_config(network.config)
@@ -88,6 +91,29 @@ def check_train(cfg: DictConfig) -> None:
                 raise InputError(f"data.sources.{i}.{key} is required: give a JSONL file")
             existing_file(cfg, f"data.sources.{i}.{key}", "a JSONL file")
     model_location(cfg, "model.name_or_path")
+
+
+def reinforcement(cfg: DictConfig) -> None:
+    """An RL stage (method.reinforce): the export it starts from, its numbers and its tasks."""
+    l2d = cfg.method.name.startswith("l2d")
+    what = "an L2D run's export/ directory" if l2d else "a lora/full run's export/ directory"
+    if cfg.init is None:
+        raise InputError(f"method={cfg.method.name} trains on from an export: give init=<{what}>")
+    export_directory(cfg, "init", (CONFIG_FILE if l2d else FINETUNE_FILE,), what)
+    for key, minimum in (("steps", 1), ("prompts_per_step", 1), ("group_size", 2), ("actions_per_token", 1),
+                         ("updates", 1), ("max_new_tokens", 1), ("rows_per_pass", 1), ("kl_every", 1)):
+        whole(cfg, f"method.reinforce.{key}", minimum=minimum)
+    for key in ("temperature", "x1_temperature", "kl"):
+        number(cfg, f"method.reinforce.{key}", minimum=0)
+    number(cfg, "method.reinforce.clip", above=0)
+    for key in ("task", "validation"):  # the reward is the task's verifier: it must be a task l2d can score
+        spec = OmegaConf.to_container(OmegaConf.select(cfg, f"method.reinforce.{key}"), resolve=True)
+        try:
+            get_task(spec["name"], **spec.get("options", {}))
+        except (KeyError, TypeError, ValueError) as error:
+            raise InputError(f"method.reinforce.{key}: {error} (the reward is a task's verifier: one of "
+                             f"{', '.join(TASKS)}, or reasoning_gym/<dataset>)") from None
+    existing_file(cfg, "ckpt_path", "a .ckpt file of an earlier run, e.g. its checkpoints/last.ckpt", archive=True)
 
 
 def check_evaluate(cfg: DictConfig) -> None:

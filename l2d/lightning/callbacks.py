@@ -25,6 +25,8 @@ class Throughput(Callback):
         self.tokens = self.supervised = 0
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        if not isinstance(batch, dict):  # an RL stage's batch is a rollout number; it logs its own tokens/s
+            return
         if self.started is None:
             self.started, self.step = time.perf_counter(), trainer.global_step
         self.tokens += int(batch["attention_mask"].sum())

@@ -38,16 +38,17 @@ def training_record(cfg, trainer, datamodule) -> TrainingRecord:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
-    sources = OmegaConf.to_container(cfg.data.sources, resolve=True)
+    described = getattr(datamodule, "description", None)  # an RL stage names its prompts and verifier
+    data = described or [describe_source(source) for source in OmegaConf.to_container(cfg.data.sources, resolve=True)]
     stats = datamodule.stats
     command = None
     if HydraConfig.initialized():
         command = " ".join(["python -m l2d.train", *HydraConfig.get().overrides.task])
-    return TrainingRecord(data=[describe_source(source) for source in sources], steps=trainer.global_step,
+    return TrainingRecord(data=data, steps=trainer.global_step,
                           examples=stats.examples if stats else None,
                           val_examples=stats.val_examples if stats else None,
                           losses={name: float(value) for name, value in trainer.callback_metrics.items()
-                                  if name.startswith(("val/loss", "train/loss"))},
+                                  if name.startswith(("val/loss", "train/loss", "val/accuracy", "rl/reward"))},
                           command=command)
 
 

@@ -32,6 +32,8 @@ class L2DConfig:
     base_model: how to load the frozen base again (name or path); recorded by from_pretrained.
     finetuned: when the frozen LM is a finetuned model (a lora/full export applied to base_model),
         that export's record {"path", "method", "base_model", "sha256"}; loading rebuilds the chain.
+    reinforced: when the path went on training by RL through its denoising chain (l2d.rl), the record of
+        that stage: {"init": the L2D export it started from {"path", "sha256"}, "task", "steps"}.
     """
 
     sigma: float = 64.0
@@ -50,6 +52,7 @@ class L2DConfig:
     gradient_checkpointing: bool = False
     base_model: str | None = None
     finetuned: dict | None = None
+    reinforced: dict | None = None
 
     def __post_init__(self) -> None:
         if not self.sigma > 0:

@@ -23,23 +23,27 @@ FINETUNE_FILE = "l2d_finetune.json"  # which method and base an export was made 
 
 class Finetune(nn.Module):
     """Next-token finetuning of the base itself. `lora_rank` > 0: LoRA on every linear layer of the
-    decoder (peft); `lora_rank` = 0: every weight trains."""
+    decoder (peft); `lora_rank` = 0: every weight trains. `init`: a lora/full export to go on training
+    (its adapter, or its weights) instead of a fresh start; the rank is then the export's."""
 
     def __init__(self, base: nn.Module, lora_rank: int = 4, lora_alpha: float = 64.0,
-                 target_modules: str | list[str] = "all-linear"):
+                 target_modules: str | list[str] = "all-linear", init: str | Path | None = None):
         super().__init__()
         if lora_rank < 0:
             raise ValueError(f"lora_rank must be >= 0 (0 = full finetuning), got {lora_rank}")
-        self.method = "lora" if lora_rank else "full"
         self.family = family_of(base)  # where the decoder and the LM head live
-        self.lora_rank = lora_rank
         self.base_name = getattr(base.config, "l2d_name_or_path", None) or base.config._name_or_path
         self.finetuned = getattr(base.config, "l2d_finetuned", None)  # this run continues a finetuned model
-        if lora_rank:
+        self.reinforced: dict | None = None  # set by RL (l2d.rl), recorded in the export
+        if init is not None:
+            self.model, lora_rank = trainable_export(base, Path(init))
+        elif lora_rank:
             config = LoraConfig(r=lora_rank, lora_alpha=lora_alpha, lora_dropout=0.0, target_modules=target_modules)
             self.model = get_peft_model(base, config)
         else:
             self.model = base.requires_grad_(True)
+        self.method = "lora" if lora_rank else "full"
+        self.lora_rank = lora_rank
 
     def forward(self, input_ids, attention_mask=None, labels=None, class_labels=None):
         """Same call as L2DModel's; class labels have no meaning here and are ignored.
@@ -73,6 +77,8 @@ class Finetune(nn.Module):
                 "trainable_parameters": self.num_trainable_parameters()}
         if self.finetuned:
             info["finetuned"] = self.finetuned
+        if self.reinforced:
+            info["reinforced"] = self.reinforced
         card = finetune_card(self.method, self.base_name, self.lora_rank, info["trainable_parameters"],
                              self.finetuned, training)
 
@@ -104,6 +110,26 @@ def weights_fingerprint(directory) -> str:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
+
+
+def trainable_export(base: nn.Module, directory: Path) -> tuple[nn.Module, int]:
+    """(model, LoRA rank) of a lora/full export made on `base`, to train on: its peft adapter left trainable
+    on `base` (rank > 0), or its full weights (rank 0)."""
+    info = read_finetune_info(directory)
+    name = getattr(base.config, "l2d_name_or_path", None) or base.config._name_or_path
+    if info.get("base_model") != name or info.get("finetuned") != getattr(base.config, "l2d_finetuned", None):
+        raise ValueError(f"{directory} was trained on {info.get('base_model')!r}"
+                         f"{' finetuned from ' + info['finetuned']['path'] if info.get('finetuned') else ''}; "
+                         f"the base given is {name!r}")
+    check_weights(directory)
+    if (directory / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(base, str(directory), is_trainable=True)
+        return model, int(model.peft_config["default"].r)
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(str(directory), dtype=next(base.parameters()).dtype), 0
 
 
 def load_finetuned(directory, base: nn.Module) -> nn.Module:

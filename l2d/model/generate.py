@@ -85,6 +85,9 @@ class TokenDiffusion:
             raise ValueError(f"solver={options.solver!r} with levels={options.levels} needs an L2D model; "
                              "the plain LM decodes with levels=1")
         self.model, self.options, self.generator, self.observe = model, options, generator, observe
+        # record(t, x (B, d̄), logits (B, V), token (B,) or None): RL rollouts (l2d.rl.rollout) keep every
+        # evaluation's state and the x̂ token it sampled; the final evaluation comes with token None.
+        self.record = None
         self.table = model.diffusion_table()  # (vocab, d̄), float32, computed once per call
         guided = options.guidance is not None and options.guidance != 1.0  # w=1 is plain conditional
         self.guidance = options.guidance if guided else None
@@ -138,8 +141,13 @@ class TokenDiffusion:
                 narrowed[count] = (context.rows(rows),
                                    None if self.slot_classes is None else self.slot_classes[rows])
             rows_context, rows_classes = narrowed[count]
-            x1_slots = estimate_x1(self.logits(rows_context, t, x, rows_classes), self.table, options.x1_estimate,
-                                   temperature, self.generator)
+            logits = self.logits(rows_context, t, x, rows_classes)
+            if self.record is None:
+                x1_slots = estimate_x1(logits, self.table, options.x1_estimate, temperature, self.generator)
+            else:  # estimate_x1's `sample`, keeping the token: the same draw from the same stream
+                tokens = sample_tokens(logits, temperature, self.generator)
+                self.record(t, x, logits[:, 0], tokens[:, 0])
+                x1_slots = self.table[tokens]
             return flow_velocity(combine(x1_slots, self.guidance), x, times(t))
 
         # x_t at t_start with the unknown t_start * V_y left out: the noise part, (1 - t_start) sigma x0.
@@ -153,6 +161,8 @@ class TokenDiffusion:
             x = integrate_fixed(velocity, x, options.solver, grid)
             nfe = torch.full((batch,), fixed_nfe(options.solver, options.levels), device=h_last.device)
         final = self.logits(context, float(options.t_final), x, self.slot_classes)[:, 0]  # the conditional slot
+        if self.record is not None:
+            self.record(float(options.t_final), x, final, None)
         return final, nfe + 1
 
 

@@ -14,10 +14,13 @@ from l2d.model.generate import generate
 
 
 class CausalLM(nn.Module):
-    def __init__(self, base: nn.Module):
+    """`freeze`: the main path of L2D never trains; a plain LM trained as a policy over tokens (RL on a LoRA
+    model, l2d.rl.policy) decodes through the same loop with its adapters left trainable."""
+
+    def __init__(self, base: nn.Module, freeze: bool = True):
         super().__init__()
         self.family = family_of(base)
-        self.base = base.requires_grad_(False).eval()
+        self.base = (base.requires_grad_(False) if freeze else base).eval()
         self.cache_keyword = cache_keyword(get(base, self.family.decoder))
 
     num_classes = 0  # guidance classes; the plain LM has none

@@ -1,0 +1,271 @@
+"""RL with verifiable rewards in Lightning: prompts in, rollouts, the task's verifier, a GRPO update out.
+
+`PromptDataModule` hands out rollout numbers (the prompts and random streams of a rollout are a function
+of the seed and that number alone, so a resumed run draws exactly what the uninterrupted one did) and the
+validation problems. `ReinforceModule` rolls out `group_size` completions of each of `prompts_per_step`
+prompts at a level count drawn from `levels`, scores them with the task's verifier, and takes `updates`
+optimizer steps on the clipped surrogate (l2d.rl.objective) with the chosen actions' log-probabilities
+recomputed with gradient (l2d.rl.policy). Validation decodes the validation problems greedily at each of
+`validation_levels`, exactly as `python -m l2d.evaluate protocol=greedy` does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningDataModule, LightningModule
+from torch.utils.data import DataLoader, IterableDataset
+
+from l2d.model.generate import DecodeOptions
+from l2d.model.l2d import L2DModel
+from l2d.rl.objective import choose_actions, clipped_surrogate, group_advantages, kl_k3
+from l2d.rl.policy import Scored, chain_log_probs, swapped, token_log_probs
+from l2d.rl.rollout import Rollout, rollout
+from l2d.tasks.base import Task
+from l2d.tasks.harness import Decoding, complete, encode_prompts, left_pad, stop_ids
+
+log = logging.getLogger(__name__)
+
+
+def rewards_of(result: dict[str, Any]) -> list[float]:
+    """One reward per completion: the verifier's (reasoning-gym, with partial credit), else right or wrong."""
+    return [float(r) for r in result.get("rewards") or result["passed"]]
+
+
+def seeded(*key: int) -> int:
+    return int(np.random.SeedSequence(list(key)).generate_state(1)[0])
+
+
+class RolloutNumbers(IterableDataset):
+    """Rollout numbers `skip`..`count` - 1; len() stays `count` because Lightning counts a resumed run's
+    restored batches as already read."""
+
+    def __init__(self, count: int, skip: int = 0):
+        self.count, self.skip = count, skip
+
+    def __iter__(self):
+        return iter(range(self.skip, self.count))
+
+    def __len__(self) -> int:
+        return self.count
+
+
+class PromptDataModule(LightningDataModule):
+    """Rollout numbers `skip`..`rollouts` - 1 for training (a resumed run sets `skip`), and the
+    validation problems' indices in batches."""
+
+    def __init__(self, rollouts: int, validation_problems: int, validation_batch_size: int = 100,
+                 description: list[str] | None = None):
+        super().__init__()
+        self.description = description  # what the export's model card names as the data
+        if rollouts < 1:
+            raise ValueError(f"the RL stage needs at least one rollout (method.reinforce.steps), got {rollouts}")
+        self.rollouts, self.validation_problems = rollouts, validation_problems
+        self.validation_batch_size = validation_batch_size
+        self.skip = 0
+        self.class_names: list[str] = []
+        self.stats = None
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(RolloutNumbers(self.rollouts, self.skip), batch_size=None)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(range(self.validation_problems), batch_size=self.validation_batch_size, collate_fn=list)
+
+
+class ReinforceModule(LightningModule):
+    """GRPO on `network` (an L2DModel, whose diffusion path trains, or an l2d.rl.policy.TokenPolicy).
+
+    task / validation: the prompts (with their verifier) and the problems validated on. levels: the level
+    counts a rollout batch draws from (uniformly, per batch), so no single budget is trained for; a plain LM
+    ignores them. x1_temperature: the temperature x̂'s token is sampled at in rollouts (the policy must be
+    stochastic), annealed linearly to 0 along t when anneal_x1_temperature; temperature: the emitted
+    token's. actions_per_token: how many of a token's chain of actions each update scores (K). clip: PPO's
+    ratio clip; updates: optimizer steps per rollout batch; kl: the weight of the KL to the starting policy
+    (measured every `kl_every` rollouts when 0). rows_per_pass: completions per gradient pass (memory).
+    """
+
+    def __init__(self, network, tokenizer, task: Task, validation: Task, optimizer: Callable,
+                 scheduler: Callable | None = None, rollouts: int = 60, prompts_per_step: int = 4,
+                 group_size: int = 8, levels: Sequence[int] = (2, 4, 8, 16), solver: str = "midpoint",
+                 t_final: float = 1.0, x1_temperature: float = 1.0, anneal_x1_temperature: bool = False,
+                 temperature: float = 1.0, actions_per_token: int = 4, clip: float = 0.2, updates: int = 1,
+                 kl: float = 0.0, kl_every: int = 5, max_new_tokens: int = 8, rows_per_pass: int = 16,
+                 validation_levels: Sequence[int] = (2, 8), validation_batch_size: int = 100,
+                 gradient_clip: float | None = 1.0, seed: int = 0):
+        super().__init__()
+        self.automatic_optimization = False  # several updates per rollout batch, gradient passes in chunks
+        self.network, self.tokenizer, self.task, self.validation = network, tokenizer, task, validation
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.is_l2d = isinstance(network, L2DModel)
+        self.levels = [int(n) for n in levels] if self.is_l2d else [1]
+        self.validation_levels = [int(n) for n in validation_levels] if self.is_l2d else [1]
+        if self.is_l2d and any(n < 2 for n in self.levels):
+            raise ValueError(f"method.reinforce.levels must be >= 2 (levels 1 is the frozen LM), got {list(levels)}")
+        if group_size < 2 or prompts_per_step < 1:
+            raise ValueError(f"group_size must be >= 2 and prompts_per_step >= 1, got {group_size}, {prompts_per_step}")
+        self.rollouts, self.prompts_per_step, self.group_size = rollouts, prompts_per_step, group_size
+        self.solver, self.t_final = solver, t_final
+        self.x1_temperature, self.anneal_x1_temperature = x1_temperature, anneal_x1_temperature
+        self.temperature, self.actions_per_token, self.clip = temperature, actions_per_token, clip
+        self.updates, self.kl, self.kl_every = updates, kl, kl_every
+        self.max_new_tokens, self.rows_per_pass = max_new_tokens, rows_per_pass
+        self.validation_batch_size, self.gradient_clip, self.seed = validation_batch_size, gradient_clip, seed
+        self.strict_loading = False  # checkpoints hold the trainable parameters only
+        self.problems = task.problems()
+        self.validation_problems = validation.problems()
+        self.prompts = encode_prompts(tokenizer, self.problems, task.messages)
+        self.stops = stop_ids(network, tokenizer)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stops[0]
+        trainable = [p for _, p in network.trainable_named_parameters()]
+        self.start = [p.detach().clone() for p in trainable]  # the starting policy, for the KL to it
+        self.val_correct: dict[int, list[float]] = {}
+
+    # ---- what a rollout batch is ---------------------------------------------------------------------
+    def batch_plan(self, number: int) -> tuple[list[int], int]:
+        """(problem indices, levels) of rollout batch `number`: prompts without replacement through a seeded
+        permutation per pass over the prompts, the level count drawn from `levels`."""
+        per_pass = max(1, len(self.problems) // self.prompts_per_step)
+        order = np.random.default_rng(seeded(self.seed, number // per_pass)).permutation(len(self.problems))
+        first = (number % per_pass) * self.prompts_per_step
+        levels = self.levels[np.random.default_rng(seeded(self.seed, number, 1)).integers(len(self.levels))]
+        return order[first:first + self.prompts_per_step].tolist(), levels
+
+    def decode_options(self, levels: int, x1_temperature: float) -> DecodeOptions:
+        return DecodeOptions(solver=self.solver, levels=levels, t_final=self.t_final, x1_temperature=x1_temperature,
+                             anneal_x1_temperature=self.anneal_x1_temperature)
+
+    def roll_out(self, number: int) -> tuple[Rollout, torch.Tensor, list[int]]:
+        """(rollout, rewards (P, G), problems) of rollout batch `number`: each prompt repeated G times."""
+        problems, levels = self.batch_plan(number)
+        prompts = [self.prompts[i] for i in problems for _ in range(self.group_size)]
+        ids, mask = left_pad(prompts, self.pad_id, self.device)
+        generator = torch.Generator(self.device).manual_seed(seeded(self.seed, number, 2))
+        was_training = self.network.training
+        self.network.eval()
+        done = rollout(self.network, ids, mask, self.decode_options(levels, self.x1_temperature), self.temperature,
+                       self.max_new_tokens, self.stops, self.pad_id, generator)
+        self.network.train(was_training)
+        texts = [self.tokenizer.decode(done.tokens[row, :length].tolist(), skip_special_tokens=True)
+                 for row, length in enumerate(done.lengths.tolist())]
+        groups = [texts[i * self.group_size:(i + 1) * self.group_size] for i in range(len(problems))]
+        results = self.task.score_all([self.problems[i] for i in problems], groups)
+        rewards = torch.tensor([rewards_of(result) for result in results], device=self.device)
+        return done, rewards, problems
+
+    # ---- the update ----------------------------------------------------------------------------------
+    def scored(self, done: Rollout, rows: torch.Tensor, chosen: torch.Tensor) -> Scored:
+        if self.is_l2d:
+            return chain_log_probs(self.network, done, rows, chosen)
+        return token_log_probs(self.network, done, rows)
+
+    def losses(self, done: Rollout, rows: torch.Tensor, chosen: torch.Tensor, advantages: torch.Tensor,
+               with_kl: bool) -> dict[str, torch.Tensor]:
+        """Per completion of `rows`: the surrogate and the KL to the start, each the mean over its chosen
+        stochastic actions (the unbiased estimate of its chain's mean), and the entropies and ratios."""
+        reference = None
+        if with_kl:  # first: swapping the weights after the gradient pass would invalidate its graph
+            with torch.no_grad(), swapped([p for _, p in self.network.trainable_named_parameters()], self.start):
+                reference = self.scored(done, rows, chosen).log_probs
+        now = self.scored(done, rows, chosen)
+        length = now.log_probs.shape[1]
+        old = done.log_probs[rows, :length].gather(2, chosen)
+        temperatures = torch.tensor(done.temperatures, device=self.device)[chosen]
+        counted = done.valid[rows, :length].unsqueeze(-1) & (temperatures > 0)  # (R, S, K)
+        per_completion = counted.sum((1, 2)).clamp_min(1)
+
+        def mean(values: torch.Tensor) -> torch.Tensor:
+            return torch.where(counted, values, 0.0).sum((1, 2)) / per_completion
+
+        surrogate, ratio = clipped_surrogate(now.log_probs, old, advantages[rows].view(-1, 1, 1), self.clip)
+        out = {"surrogate": mean(surrogate), "ratio": mean(ratio), "entropy_x1": mean(now.entropies)}
+        if reference is not None:
+            out["kl"] = mean(kl_k3(now.log_probs, reference))
+        return out
+
+    def training_step(self, batch, batch_idx: int) -> None:
+        number = int(batch)
+        done, rewards, problems = self.roll_out(number)
+        advantages = group_advantages(rewards).flatten()  # row p * G + g
+        informative = advantages.nonzero().squeeze(1)  # the rest add nothing to the policy gradient
+        total = advantages.numel()
+        generator = torch.Generator(self.device).manual_seed(seeded(self.seed, number, 3))
+        chosen_all = choose_actions(done.lengths, done.actions.shape[-1], self.actions_per_token, generator)
+        with_kl = self.kl > 0 or number % self.kl_every == 0
+        optimizer, scheduler = self.optimizers(), self.lr_schedulers()
+        logged: dict[str, list[torch.Tensor]] = {}
+        for update in range(self.updates):
+            optimizer.zero_grad(set_to_none=True)
+            for start in range(0, len(informative), self.rows_per_pass):
+                rows = informative[start:start + self.rows_per_pass]
+                length = int(done.lengths[rows].max())
+                parts = self.losses(done, rows, chosen_all[rows, :length], advantages, with_kl and update == 0)
+                loss = parts["surrogate"].sum() / total + (self.kl * parts["kl"].sum() / total if self.kl else 0.0)
+                self.manual_backward(loss)
+                if update == 0:
+                    for name, values in parts.items():
+                        logged.setdefault(name, []).append(values.detach())
+            if len(informative) and self.gradient_clip:
+                self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip, gradient_clip_algorithm="norm")
+            optimizer.step()  # without gradients a no-op, but it counts: one global step per update, resumable
+            if scheduler is not None:
+                scheduler.step()
+        self.log_rollout(done, rewards, len(informative) / total, logged)
+
+    def log_rollout(self, done: Rollout, rewards: torch.Tensor, informative: float,
+                    logged: dict[str, list[torch.Tensor]]) -> None:
+        levels = done.levels
+        metrics = {"rl/reward": rewards.mean(), "rl/reward_std": rewards.std(dim=1, unbiased=False).mean(),
+                   "rl/accuracy": (rewards >= 1).float().mean(), f"rl/reward_levels{levels}": rewards.mean(),
+                   f"rl/reward_std_levels{levels}": rewards.std(dim=1, unbiased=False).mean(),
+                   "rl/levels": float(levels), "rl/nfe": float(done.nfe), "rl/informative": informative,
+                   "rl/tokens_per_s": done.lengths.sum() / done.seconds, "rl/rollout_seconds": done.seconds}
+        metrics.update({f"rl/{name}": torch.cat(values).mean() for name, values in logged.items()})
+        self.log_dict({key: torch.as_tensor(value, dtype=torch.float32) for key, value in metrics.items()},
+                      batch_size=rewards.numel())
+
+    # ---- validation: greedy, as python -m l2d.evaluate protocol=greedy -------------------------------
+    def validation_step(self, batch: list[int], batch_idx: int) -> None:
+        problems = [self.validation_problems[i] for i in batch]
+        prompts = encode_prompts(self.tokenizer, problems, self.validation.messages)
+        for levels in self.validation_levels:
+            decode = {"solver": self.solver, "levels": levels, "t_final": self.t_final} if self.is_l2d else {}
+            decoding = Decoding(decode=decode, temperature=0.0)
+            texts = complete(self.network, self.tokenizer, prompts, decoding, self.max_new_tokens,
+                             batch_size=self.validation_batch_size, seed=batch_idx, progress=False)
+            results = self.validation.score_all(problems, [[c.text] for c in texts])
+            self.val_correct.setdefault(levels, []).extend(float(r["correct"]) for r in results)
+
+    def on_validation_epoch_end(self) -> None:
+        for levels, correct in self.val_correct.items():
+            self.log(f"val/accuracy_levels{levels}", sum(correct) / len(correct))
+        if self.val_correct:
+            self.log("val/accuracy", sum(sum(c) / len(c) for c in self.val_correct.values()) / len(self.val_correct))
+        self.val_correct = {}
+
+    # ---- optimisation and checkpoints ----------------------------------------------------------------
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(params=[p for _, p in self.network.trainable_named_parameters()])
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=self.rollouts * self.updates)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def trainable_keys(self) -> set[str]:
+        return {name for name, p in self.named_parameters() if p.requires_grad}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        keep = self.trainable_keys()
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        missing = sorted(self.trainable_keys() - set(checkpoint["state_dict"]))
+        if missing:
+            raise ValueError(f"the checkpoint lacks {len(missing)} trainable parameters of this run "
+                             f"(e.g. {missing[:3]}): it was made with another method or start")
+        if self.trainer.datamodule is not None:  # the rollout batches already trained on are not drawn again
+            self.trainer.datamodule.skip = checkpoint["global_step"] // self.updates

@@ -1,0 +1,206 @@
+"""RL through the denoising chain on tiny models: the policy gradient's direction, t = 0 exactness after RL,
+reproducible rollouts, resuming mid-run, and bad input."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import lightning as L
+import pytest
+import torch
+
+from l2d import L2DConfig, L2DModel
+from l2d.lightning.callbacks import AtomicCheckpointIO
+from l2d.lightning.reinforce import PromptDataModule, ReinforceModule
+from l2d.model.finetune import Finetune
+from l2d.model.generate import DecodeOptions
+from l2d.model.tiny import tiny_model
+from l2d.rl.objective import choose_actions, group_advantages
+from l2d.rl.policy import TokenPolicy, chain_log_probs
+from l2d.rl.rollout import rollout
+from l2d.tasks.harness import encode_prompts, left_pad, stop_ids
+from l2d.validation import InputError, check_train
+from tests.entry_points.test_bad_input import config
+from tests.training.conftest import TINY_RUN
+
+
+class ParityTask:
+    """Prompts q0, q1, ...; a completion earns 1 when its first character's code point is even: a reward a tiny
+    random model earns about half the time, so groups differ."""
+
+    name = "parity"
+
+    def __init__(self, count: int):
+        self._problems = [{"id": str(i), "question": f"q{i}", "target": None} for i in range(count)]
+
+    def problems(self, limit=None):
+        return self._problems
+
+    def messages(self, problem):
+        return [{"role": "user", "content": problem["question"]}]
+
+    def score_all(self, problems, generations):
+        passed = [[bool(text) and ord(text[0]) % 2 == 0 for text in texts] for texts in generations]
+        return [{"passed": p, "correct": p[0], "extracted": True} for p in passed]
+
+
+def l2d_policy(seed: int = 0) -> tuple[L2DModel, object]:
+    """A tiny L2D model whose path matters (moved off its start), in train mode as an RL stage holds it."""
+    base, tokenizer = tiny_model()
+    torch.manual_seed(seed)
+    model = L2DModel(base, L2DConfig(dim=16, lora_rank=4))
+    with torch.no_grad():
+        for _, p in model.trainable_named_parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return model.train(), tokenizer
+
+
+def module_for(network, tokenizer, **settings) -> ReinforceModule:
+    options = dict(rollouts=4, prompts_per_step=2, group_size=4, levels=(2, 3), max_new_tokens=3,
+                   validation_levels=(2,), validation_batch_size=4, actions_per_token=3)
+    options.update(settings)
+    return ReinforceModule(network, tokenizer, ParityTask(6), ParityTask(2),
+                           optimizer=partial(torch.optim.AdamW, lr=1e-2), **options)
+
+
+def prompts(tokenizer, count: int = 2):
+    ids = encode_prompts(tokenizer, ParityTask(count).problems(), ParityTask(count).messages)
+    return left_pad(ids, tokenizer.pad_token_id, "cpu")
+
+
+def roll(model, tokenizer, seed: int, levels: int = 2, temperature: float = 1.0):
+    ids, mask = prompts(tokenizer)
+    options = DecodeOptions(levels=levels, x1_temperature=1.0, anneal_x1_temperature=False)
+    return rollout(model, ids, mask, options, temperature, 4, stop_ids(model, tokenizer), tokenizer.pad_token_id,
+                   torch.Generator().manual_seed(seed))
+
+
+def test_rollouts_are_reproducible_for_a_seed_and_record_every_evaluation():
+    model, tokenizer = l2d_policy()
+    model.eval()
+    first, again, other = roll(model, tokenizer, 0), roll(model, tokenizer, 0), roll(model, tokenizer, 1)
+    for name in ("tokens", "lengths", "actions", "log_probs", "states"):
+        assert torch.equal(getattr(first, name), getattr(again, name)), name
+    assert not torch.equal(first.actions, other.actions)
+    # midpoint at levels 2: 2 evaluations of the grid and the final one; the last action is the emitted token
+    assert first.nfe == 3 and first.times == [0.0, 0.5, 1.0] and first.temperatures == [1.0, 1.0, 1.0]
+    assert torch.equal(first.actions[..., -1][first.valid], first.tokens[first.valid])
+    # the same decoder as generate: the same tokens for the same seed and settings
+    ids, mask = prompts(tokenizer)
+    generated = model.generate(ids, mask, max_new_tokens=4, levels=2, x1_temperature=1.0, anneal_x1_temperature=False,
+                               temperature=1.0, eos_token_id=stop_ids(model, tokenizer),
+                               pad_token_id=tokenizer.pad_token_id, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(generated[:, ids.shape[1]:][first.valid], first.tokens[first.valid])
+
+
+def test_recomputed_log_probs_are_the_rollouts():
+    model, tokenizer = l2d_policy()
+    done = roll(model, tokenizer, 0, levels=3)
+    rows = torch.arange(done.tokens.shape[0])
+    chosen = choose_actions(done.lengths, done.nfe, done.nfe)  # every action
+    length = int(done.lengths.max())
+    scored = chain_log_probs(model, done, rows, chosen)
+    valid = done.valid[:, :length].unsqueeze(-1).expand_as(scored.log_probs)
+    torch.testing.assert_close(scored.log_probs[valid], done.log_probs[:, :length][valid], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_one_policy_gradient_step_moves_an_actions_log_prob_with_its_advantage(sign):
+    model, tokenizer = l2d_policy()
+    module = module_for(model, tokenizer, actions_per_token=10)
+    done = roll(model, tokenizer, 0)
+    rows = torch.tensor([0])
+    chosen = choose_actions(done.lengths[rows], done.nfe, done.nfe)
+    advantages = torch.tensor([sign, 0.0])
+    before = chain_log_probs(model, done, rows, chosen).log_probs.sum().item()
+    loss = module.losses(done, rows, chosen, advantages, with_kl=False)["surrogate"].sum()
+    loss.backward()
+    with torch.no_grad():
+        for _, p in model.trainable_named_parameters():
+            if p.grad is not None:  # the vocabulary V shapes the states, which are recorded: no gradient
+                p -= 1e-3 * p.grad
+    after = chain_log_probs(model, done, rows, chosen).log_probs.sum().item()
+    assert (after - before) * sign > 0  # rewarded: more likely; punished: less
+
+
+def test_group_advantages_compare_completions_of_one_prompt():
+    advantages = group_advantages(torch.tensor([[1.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0]]))
+    assert torch.allclose(advantages[0], torch.tensor([1.0, -1.0, -1.0, 1.0]), atol=1e-5)
+    assert torch.equal(advantages[1], torch.zeros(4))  # a group that scored alike teaches nothing
+
+
+def fit(module, tmp_path, steps: int, ckpt_path=None, every: int = 2, stop_after: int = -1):
+    checkpoints = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path / "checkpoints", every_n_train_steps=every,
+                                                      save_top_k=-1, filename="step{step}", auto_insert_metric_name=False)
+    trainer = L.Trainer(max_epochs=1, max_steps=stop_after, logger=False, callbacks=[checkpoints], plugins=[AtomicCheckpointIO()],
+                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                        limit_val_batches=0, accelerator="cpu")
+    trainer.fit(module, datamodule=PromptDataModule(steps, 2, 4), ckpt_path=ckpt_path)
+    return trainer
+
+
+def test_rl_changes_the_path_yet_at_t0_the_model_is_still_exactly_the_base(tmp_path):
+    model, tokenizer = l2d_policy()
+    start = [p.detach().clone() for _, p in model.trainable_named_parameters()]
+    fit(module_for(model, tokenizer), tmp_path, steps=3)
+    assert any(not torch.equal(a, p) for a, (_, p) in zip(start, model.trainable_named_parameters()))
+    ids, mask = prompts(tokenizer)
+    with torch.no_grad():
+        out = model(ids, mask, timesteps=0.0)
+        reference = model.base(ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp_min(0)).logits
+    for row in range(ids.shape[0]):
+        assert torch.equal(out.logits[row][out.valid[row]], reference[row][mask[row].bool()])
+
+
+def test_a_run_resumed_mid_way_continues_as_the_uninterrupted_one(tmp_path):
+    model, tokenizer = l2d_policy()
+    fit(module_for(model, tokenizer), tmp_path / "whole", steps=4)
+    whole = [p.detach().clone() for _, p in model.trainable_named_parameters()]
+
+    model, tokenizer = l2d_policy()
+    fit(module_for(model, tokenizer), tmp_path / "cut", steps=4, stop_after=2)  # as if killed after step 2
+    model, tokenizer = l2d_policy()  # a fresh process: the start again, then the checkpoint of step 2
+    fit(module_for(model, tokenizer), tmp_path / "resumed", steps=4, ckpt_path=tmp_path / "cut" / "checkpoints" / "step2.ckpt")
+    for a, (_, b) in zip(whole, model.trainable_named_parameters()):
+        assert torch.equal(a, b)
+
+
+def test_lora_in_token_space_one_action_per_token(tmp_path):
+    base, tokenizer = tiny_model()
+    lora = Finetune(base, lora_rank=4)
+    with torch.no_grad():
+        for name, p in lora.trainable_named_parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    lora.save_pretrained(tmp_path / "lora")
+    policy = TokenPolicy(Finetune(tiny_model()[0], init=tmp_path / "lora"))
+    assert policy.num_trainable_parameters() == lora.num_trainable_parameters()
+    start = [p.detach().clone() for _, p in policy.trainable_named_parameters()]
+    module = module_for(policy, tokenizer)
+    assert module.levels == [1]
+    done = module.roll_out(0)[0]
+    assert done.nfe == 1 and done.states is None
+    rows = torch.arange(done.tokens.shape[0])
+    scored = module.scored(done, rows, choose_actions(done.lengths, 1, 1))
+    valid = done.valid[:, :scored.log_probs.shape[1]]
+    torch.testing.assert_close(scored.log_probs[..., 0][valid], done.log_probs[:, :valid.shape[1], 0][valid],
+                               atol=1e-4, rtol=1e-4)
+    fit(module, tmp_path / "run", steps=2)
+    assert any(not torch.equal(a, p) for a, (_, p) in zip(start, policy.trainable_named_parameters()))
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["init=null"], r"method=l2d_rl trains on from an export: give init=<an L2D run's export/ directory>"),
+    (["init={lora}"], r"no l2d_config.json in it \(give an L2D run's export/ directory\)"),
+    (["method.reinforce.task.name=poetry"], r"method.reinforce.task: unknown task 'poetry'.*the reward is a task's verifier"),
+    (["method.reinforce.group_size=1"], r"method.reinforce.group_size must be an integer >= 2"),
+])
+def test_bad_rl_input_gets_one_clear_line(tmp_path, overrides, message):
+    base, _ = tiny_model()
+    Finetune(base, lora_rank=4).save_pretrained(tmp_path / "lora")
+    l2d = tmp_path / "l2d"
+    L2DModel(tiny_model()[0], L2DConfig(dim=16, lora_rank=4)).save_pretrained(l2d)
+    given = [o.format(lora=tmp_path / "lora") for o in overrides]
+    run = [*TINY_RUN, "data=arithmetic", "method=l2d_rl", f"init={l2d}"]
+    with pytest.raises(InputError, match=message):
+        check_train(config("train", *(o for o in run if o.split("=")[0] not in {g.split("=")[0] for g in given}),
+                           *given))

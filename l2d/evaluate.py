@@ -50,7 +50,7 @@ def load_model(cfg: DictConfig, dtype: torch.dtype):
         if recorded.get("finetuned"):  # L2D trained on a finetuned model: rebuild that model first
             base = finetuned_base(base, recorded["finetuned"]["path"], expected=recorded["finetuned"])
         model = L2DModel.from_pretrained(checkpoint, base=base)
-        method = "l2d_full" if model.config.full_path else "l2d_lora"
+        method = ("l2d_full" if model.config.full_path else "l2d_lora") + ("_rl" if model.config.reinforced else "")
         return model, tokenizer, {"method": method, "base_model": cfg.base_model or recorded["base_model"],
                                   "finetuned": recorded.get("finetuned"),
                                   "trainable_parameters": model.num_trainable_parameters()}
@@ -60,6 +60,7 @@ def load_model(cfg: DictConfig, dtype: torch.dtype):
                              f"({FINETUNE_FILE})")
         info = json.loads((checkpoint / FINETUNE_FILE).read_text())
         base, tokenizer = load_base_model(cfg.base_model or info["base_model"], dtype=dtype)
+        info = {**info, "method": info["method"] + ("_rl" if info.get("reinforced") else "")}
         return CausalLM(finetuned_base(base, checkpoint)), tokenizer, info
     base, tokenizer = instantiate(cfg.model, dtype=dtype)
     return CausalLM(base), tokenizer, {"method": "base", "base_model": base.config.l2d_name_or_path,

@@ -130,6 +130,16 @@ def losses_section(training: TrainingRecord | None) -> str:
     return "\n\n".join(parts)
 
 
+def reinforcement_rows(reinforced: dict | None) -> list[tuple[str, str]]:
+    """The RL stage an export went through (l2d.rl), if any: what it started from, on what, for how long."""
+    if not reinforced:
+        return []
+    start = reinforced["init"]
+    return [("RL stage", f"GRPO on `{reinforced['task']}` with its verifier as reward, {reinforced['steps']} rollout "
+                         f"batches, from the {start['method']} export `{start['path']}` (weights sha256 "
+                         f"{start['sha256'][:12]}…)")]
+
+
 def l2d_card(config, trainable_parameters: int, weights_file: str, config_file: str,
              training: TrainingRecord | None = None) -> str:
     """The card of an L2D export (the diffusion path alone)."""
@@ -143,7 +153,7 @@ def l2d_card(config, trainable_parameters: int, weights_file: str, config_file: 
             ("LoRA rank", "— (full path)" if config.full_path else config.lora_rank),
             ("start", f"`{config.start}`"), ("timestep sampling", f"`{config.timestep_sampling}`"),
             ("guidance classes", classes), ("trainable parameters", f"{trainable_parameters:,}"),
-            *training_rows(training)]
+            *reinforcement_rows(config.reinforced), *training_rows(training)]
     guidance = " guidance=1.5" if config.num_classes else ""
     load_base = f"load_base_model({config.base_model!r})"
     use = f"""## Load and evaluate
@@ -176,13 +186,15 @@ The base model is not in this folder: it is loaded by the name recorded in `{con
 
 
 def finetune_card(method: str, base_model: str | None, lora_rank: int, trainable_parameters: int,
-                  finetuned: dict | None = None, training: TrainingRecord | None = None) -> str:
-    """The card of a baseline export: LoRA (a peft adapter) or full next-token finetuning."""
+                  finetuned: dict | None = None, training: TrainingRecord | None = None,
+                  reinforced: dict | None = None) -> str:
+    """The card of a baseline export: LoRA (a peft adapter) or full next-token finetuning (then maybe RL)."""
     rows = [("base model", base_description(base_model, finetuned)),
             ("method", f"`{method}` (the paper's baseline: next-token finetuning, "
                        f"{'LoRA on every linear layer' if method == 'lora' else 'every weight'})"),
             ("LoRA rank", lora_rank if method == "lora" else "— (full finetuning)"),
-            ("trainable parameters", f"{trainable_parameters:,}"), *training_rows(training)]
+            ("trainable parameters", f"{trainable_parameters:,}"), *reinforcement_rows(reinforced),
+            *training_rows(training)]
     merged = "the adapter merged into the base" if method == "lora" else "the finetuned model"
     use = f"""## Load and evaluate
 

@@ -80,7 +80,7 @@ class Finetune(nn.Module):
         if self.reinforced:
             info["reinforced"] = self.reinforced
         card = finetune_card(self.method, self.base_name, self.lora_rank, info["trainable_parameters"],
-                             self.finetuned, training)
+                             self.finetuned, training, self.reinforced)
 
         def write(staging: Path) -> None:
             self.model.save_pretrained(str(staging))

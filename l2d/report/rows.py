@@ -17,8 +17,9 @@ from l2d.tasks.registry import TASKS
 
 log = logging.getLogger(__name__)
 K = TypeVar("K")
-METHOD_NAMES = {"base": "base", "lora": "LoRA", "full": "full finetuning", "l2d_lora": "L2D-LoRA",
-                "l2d_full": "L2D-full"}
+METHOD_NAMES = {"base": "base", "lora": "LoRA", "lora_rl": "LoRA + RL", "full": "full finetuning",
+                "full_rl": "full + RL", "l2d_lora": "L2D-LoRA", "l2d_lora_rl": "L2D-LoRA + RL", "l2d_full": "L2D-full",
+                "l2d_full_rl": "L2D-full + RL"}
 # Decoding fields each task sets for itself (code tasks draw 10 samples): not part of a row's identity.
 PER_TASK_FIELDS = ("max_new_tokens", "samples")
 LATER_FIELDS = {"t_start": 0.0}  # decoding fields results files gained later, with the value they had before

@@ -204,3 +204,31 @@ def test_bad_rl_input_gets_one_clear_line(tmp_path, overrides, message):
     with pytest.raises(InputError, match=message):
         check_train(config("train", *(o for o in run if o.split("=")[0] not in {g.split("=")[0] for g in given}),
                            *given))
+
+
+@pytest.mark.slow
+def test_the_rl_stage_from_the_command_line_exports_its_chain(tmp_path):
+    """python -m l2d.train method=l2d_rl init=<export>, in-process on the tiny model: the export records what it
+    started from, the evaluation names it, and its card says what the stage did."""
+    from l2d.evaluate import evaluate
+    from l2d.model.checkpoint import read_meta
+    from l2d.train import train
+    from tests.compose import compose_config
+
+    run = [*TINY_RUN, "data=arithmetic", "data.sources.0.size=40"]
+    train(compose_config("train", [*run, "trainer.max_steps=2"], tmp_path / "l2d"))
+    init = tmp_path / "l2d" / "export"
+    metrics = train(compose_config("train", [*run, "method=l2d_rl", f"init={init}", "method.reinforce.steps=2",
+                                             "method.reinforce.prompts_per_step=1", "method.reinforce.group_size=2",
+                                             "method.reinforce.max_new_tokens=2", "method.reinforce.levels=[2]",
+                                             "method.reinforce.validation.options.size=2",
+                                             "method.reinforce.validation_levels=[2]"], tmp_path / "rl"))
+    assert metrics["global_step"] == 2 and "val/accuracy_levels2" in metrics and "rl/reward" in metrics
+    export = tmp_path / "rl" / "export"
+    reinforced = read_meta(export)["config"]["reinforced"]
+    assert reinforced["init"]["path"] == str(init.resolve()) and reinforced["task"] == "reasoning_gym/basic_arithmetic"
+    assert "RL stage" in (export / "README.md").read_text()
+    result = evaluate(compose_config("evaluate", ["model=tiny", f"checkpoint={export}", "task=arithmetic",
+                                                  "task.options.size=2", "max_new_tokens=2", "progress=false",
+                                                  "protocol=greedy", "solver.levels=2"], tmp_path / "eval"))
+    assert result["model"]["method"] == "l2d_lora_rl"

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# experiments/smollm2_rl: does RL through L2D's own denoising chain make diffusion steps pay? (issue: "Diffusion
+# steps that pay", the paper's future work, Section 6). Four arms on the short-answer task, SmolLM2-135M-Instruct:
+#   lora      LoRA next-token finetuning                       (from smollm2_short_answers/run.sh)
+#   lora_rl   the same GRPO in token space on it               (method=lora_rl, one action per token)
+#   l2d       L2D-LoRA on the frozen base                      (from smollm2_short_answers/run.sh: its l2d_base)
+#   l2d_rl    GRPO through the chain on its diffusion path     (method=l2d_rl: every evaluation's x̂ an action)
+# Both RL arms: the same prompts (the SFT problems), group size, steps, reward (reasoning-gym's verifier), learning
+# rate and seed. Then every arm on the 500 test problems at midpoint levels 1, 2, 4, 8, 16 under both protocols
+# (greedy and the paper's sampling, 4 completions), to t = 1 (the RL stage's grid), and the report.
+#
+#   bash experiments/smollm2_short_answers/run.sh            # first: the lora and l2d arms and their scores
+#   bash experiments/smollm2_rl/run.sh [OUT]                  (OUT: experiments/runs/smollm2_rl; ARMS: run.sh's OUT)
+#
+# Resumable: a finished stage is skipped, an interrupted RL stage resumes from its last checkpoint. Each stage's
+# wall time and peak memory go to OUT/stages.tsv.
+set -euo pipefail
+arms=${ARMS:-experiments/runs/smollm2_short_answers}
+out=${1:-experiments/runs/smollm2_rl}
+steps=${STEPS:-40}   # rollout batches of 4 prompts x 8 completions (the README: what one costs)
+mkdir -p "$out"
+[[ -f $out/stages.tsv ]] || printf 'stage\twall_s\tpeak_rss_mb\n' > "$out/stages.tsv"
+for export in lora l2d_base; do
+  [[ -d $arms/$export/export ]] || { echo "no $arms/$export/export: run experiments/smollm2_short_answers/run.sh first" >&2; exit 1; }
+done
+
+stage() {  # name, file that exists once done, command...
+  local name=$1 done=$2; shift 2
+  [[ -e $done ]] && return
+  /usr/bin/time -f "%e %M" -o "$out/.time" "$@"
+  read -r wall rss < "$out/.time"
+  printf '%s\t%.0f\t%.0f\n' "$name" "$wall" "$((rss / 1024))" >> "$out/stages.tsv"
+}
+
+reinforce() {  # arm, overrides...
+  local arm=$1; shift
+  local resume=()
+  [[ -f $out/$arm/checkpoints/last.ckpt ]] && resume=("ckpt_path=$out/$arm/checkpoints/last.ckpt")
+  stage "train $arm" "$out/$arm/export" python -m l2d.train experiment=short_answers "$@" \
+    method.reinforce.steps="$steps" lr=1e-4 callbacks.model_checkpoint.every_n_train_steps=5 \
+    trainer.val_check_interval=0.5 trainer.enable_progress_bar=false "${resume[@]}" hydra.run.dir="$out/$arm"
+}
+
+evaluate() {  # protocol, name, overrides...
+  local protocol=$1 name=$2; shift 2
+  stage "evaluate $protocol $name" "$out/eval/$protocol/$name/results.json" python -m l2d.evaluate task=arithmetic \
+    protocol="$protocol" max_new_tokens=8 batch_size=100 progress=false "$@" hydra.run.dir="$out/eval/$protocol/$name"
+}
+
+reinforce l2d_rl method=l2d_rl init="$arms/l2d_base/export"
+reinforce lora_rl method=lora_rl init="$arms/lora/export"
+
+# Most informative first: the steps question (levels 2 against 8 and 16) under both protocols, then LoRA+RL.
+for levels in 2 8 16; do
+  for protocol in greedy paper; do
+    evaluate "$protocol" "l2d_rl_levels$levels" checkpoint="$out/l2d_rl/export" solver.levels="$levels"
+  done
+done
+for protocol in greedy paper; do
+  evaluate "$protocol" lora_rl checkpoint="$out/lora_rl/export"
+done
+for levels in 2 8 16; do  # L2D before RL, greedy to t = 1 as the RL arm (run.sh scores it greedily to 0.9)
+  evaluate greedy "l2d_levels${levels}_t1.0" checkpoint="$arms/l2d_base/export" solver.levels="$levels"
+done
+for levels in 4 1; do
+  for protocol in greedy paper; do
+    evaluate "$protocol" "l2d_rl_levels$levels" checkpoint="$out/l2d_rl/export" solver.levels="$levels"
+  done
+done
+
+stage report "$out/report/report.md" python -m l2d.report out="$out/report" \
+  inputs="[$out,$arms/eval/greedy/lora,$arms/eval/paper/lora,$arms/eval/paper/l2d_base_levels2_t1.0,$arms/eval/paper/l2d_base_levels4_t1.0,$arms/eval/paper/l2d_base_levels8_t1.0,$arms/eval/paper/l2d_base_levels16_t1.0]"
+column -t -s $'\t' "$out/stages.tsv"

@@ -17,7 +17,7 @@
 set -euo pipefail
 arms=${ARMS:-experiments/runs/smollm2_short_answers}
 out=${1:-experiments/runs/smollm2_rl}
-steps=${STEPS:-40}   # rollout batches of 4 prompts x 8 completions (the README: what one costs)
+steps=${STEPS:-60}   # rollout batches of 4 prompts x 16 completions (the README: what one costs)
 mkdir -p "$out"
 [[ -f $out/stages.tsv ]] || printf 'stage\twall_s\tpeak_rss_mb\n' > "$out/stages.tsv"
 for export in lora l2d_base; do
@@ -37,7 +37,8 @@ reinforce() {  # arm, overrides...
   local resume=()
   [[ -f $out/$arm/checkpoints/last.ckpt ]] && resume=("ckpt_path=$out/$arm/checkpoints/last.ckpt")
   stage "train $arm" "$out/$arm/export" python -m l2d.train experiment=short_answers "$@" \
-    method.reinforce.steps="$steps" lr=1e-4 callbacks.model_checkpoint.every_n_train_steps=5 \
+    method.reinforce.steps="$steps" method.reinforce.group_size=16 method.reinforce.updates=2 lr=1e-4 \
+    callbacks.model_checkpoint.every_n_train_steps=10 \
     trainer.val_check_interval=0.5 trainer.enable_progress_bar=false "${resume[@]}" hydra.run.dir="$out/$arm"
 }
 
@@ -66,6 +67,10 @@ for levels in 4 1; do
   for protocol in greedy paper; do
     evaluate "$protocol" "l2d_rl_levels$levels" checkpoint="$out/l2d_rl/export" solver.levels="$levels"
   done
+done
+for levels in 2 8 16; do  # x̂ sampled as in the rollouts (temperature 1, not annealed), the emitted token greedy
+  evaluate greedy "l2d_rl_levels${levels}_x1_sampled" checkpoint="$out/l2d_rl/export" solver.levels="$levels" \
+    solver.x1_temperature=1.0 solver.anneal_x1_temperature=false
 done
 
 stage report "$out/report/report.md" python -m l2d.report out="$out/report" \

@@ -11,9 +11,9 @@ import logging
 from typing import Callable
 
 import torch
-from lightning.pytorch import LightningModule
 from lightning.pytorch.utilities import grad_norm
 
+from l2d.lightning.trainable import TrainableCheckpoints
 from l2d.model.l2d import L2DModel
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ def loss_by_t_bin(token_losses: torch.Tensor, timesteps: torch.Tensor, valid: to
     return sums, counts
 
 
-class TrainingModule(LightningModule):
+class TrainingModule(TrainableCheckpoints):
     def __init__(self, network: torch.nn.Module, optimizer: Callable, scheduler: Callable | None = None,
                  t_bins: int = 10, max_nonfinite_steps: int = 3, seed: int = 0,
                  val_timesteps: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0),
@@ -41,7 +41,6 @@ class TrainingModule(LightningModule):
         self.max_nonfinite_steps = max_nonfinite_steps
         self.val_timesteps = tuple(val_timesteps)
         self.seed = seed
-        self.strict_loading = False  # checkpoints hold the trainable parameters only
         self.nonfinite_in_window = False
         self.nonfinite_in_a_row = 0
         self.skipped_steps = 0
@@ -187,18 +186,8 @@ class TrainingModule(LightningModule):
             self.trainer.should_stop = True
 
     # ---- checkpoints ------------------------------------------------------------------------------
-    def trainable_keys(self) -> set[str]:
-        return {name for name, p in self.named_parameters() if p.requires_grad}
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        keep = self.trainable_keys()
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
-
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        missing = sorted(self.trainable_keys() - set(checkpoint["state_dict"]))
-        if missing:
-            raise ValueError(f"the checkpoint lacks {len(missing)} trainable parameters of this run "
-                             f"(e.g. {missing[:3]}): it was made with another method or model")
+        self.check_trainable(checkpoint)
         # Same data order on resume: the data module skips the micro-batches this epoch already saw.
         # Under DDP each rank took every world_size-th micro-batch of one global order.
         if self.trainer.datamodule is not None:

@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, IterableDataset
 
+from l2d.lightning.trainable import TrainableCheckpoints
 from l2d.model.generate import DecodeOptions
 from l2d.model.l2d import L2DModel
 from l2d.rl.objective import choose_actions, clipped_surrogate, group_advantages, kl_k3
@@ -77,7 +78,7 @@ class PromptDataModule(LightningDataModule):
         return DataLoader(range(self.validation_problems), batch_size=self.validation_batch_size, collate_fn=list)
 
 
-class ReinforceModule(LightningModule):
+class ReinforceModule(TrainableCheckpoints):
     """GRPO on `network` (an L2DModel, whose diffusion path trains, or an l2d.rl.policy.TokenPolicy).
 
     task / validation: the prompts (with their verifier) and the problems validated on. levels: the level
@@ -115,7 +116,6 @@ class ReinforceModule(LightningModule):
         self.updates, self.kl, self.kl_every = updates, kl, kl_every
         self.max_new_tokens, self.rows_per_pass = max_new_tokens, rows_per_pass
         self.validation_batch_size, self.gradient_clip, self.seed = validation_batch_size, gradient_clip, seed
-        self.strict_loading = False  # checkpoints hold the trainable parameters only
         self.problems = task.problems()
         self.validation_problems = validation.problems()
         self.prompts = encode_prompts(tokenizer, self.problems, task.messages)
@@ -255,17 +255,7 @@ class ReinforceModule(LightningModule):
         scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=self.rollouts * self.updates)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
-    def trainable_keys(self) -> set[str]:
-        return {name for name, p in self.named_parameters() if p.requires_grad}
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        keep = self.trainable_keys()
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
-
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        missing = sorted(self.trainable_keys() - set(checkpoint["state_dict"]))
-        if missing:
-            raise ValueError(f"the checkpoint lacks {len(missing)} trainable parameters of this run "
-                             f"(e.g. {missing[:3]}): it was made with another method or start")
+        self.check_trainable(checkpoint)
         if self.trainer.datamodule is not None:  # the rollout batches already trained on are not drawn again
             self.trainer.datamodule.skip = checkpoint["global_step"] // self.updates

@@ -27,6 +27,8 @@ def figures(results: Sequence[Result], runs: Sequence[TrainingRun]) -> dict[str,
         made["accuracy_vs_nfe.png"] = plots.accuracy_vs_nfe(found, base_scores(results))
     if any(run.has_loss_per_bin or run.loss_at_t() for run in runs):
         made["loss_vs_t.png"] = plots.loss_vs_t(runs)
+    if rl := [run for run in runs if run.reward_by_levels()]:
+        made["rl_reward.png"] = plots.rl_reward(rl)
     if found := adaptive_nfe(results):
         made["nfe_per_task.png"] = plots.nfe_per_task(found)
     if found := guidance_curves(results):

@@ -169,6 +169,31 @@ def loss_per_bin(runs: Sequence[TrainingRun]) -> Figure:
     return figure
 
 
+def rl_reward(runs: Sequence[TrainingRun], window: int = 5) -> Figure:
+    """RL stages: rollout reward against rollout batch, one panel per run, one colour per level count (points:
+    each batch; line: the running mean of that level count's last `window` batches)."""
+    labels = run_labels(runs)
+    count = len(runs)
+    figure, axes = plt.subplots(1, count, figsize=(5.0 * count, 4.2), squeeze=False, layout="constrained")
+    levels = sorted({n for run in runs for n in run.reward_by_levels()})
+    colour = colours([str(n) for n in levels])
+    for ax, run in zip(axes.flat, runs):
+        for n, points in run.reward_by_levels().items():
+            batches, rewards = [b for b, _ in points], [100 * r for _, r in points]
+            smooth = [sum(rewards[max(0, i - window + 1):i + 1]) / len(rewards[max(0, i - window + 1):i + 1])
+                      for i in range(len(rewards))]
+            label = "plain LM" if n == 1 else f"levels {n}"
+            ax.plot(batches, rewards, "o", alpha=0.35, color=colour[str(n)])
+            ax.plot(batches, smooth, "-", color=colour[str(n)], label=label)
+        ax.set_title(labels[run])
+        ax.set_xlabel("rollout batch")
+        ax.set_ylabel("mean verifier reward (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(frameon=False)
+    figure.suptitle("RL: rollout reward by level count")
+    return figure
+
+
 def save(figure: Figure, path: Path) -> None:
     figure.savefig(path, format="png", dpi=120)
     plt.close(figure)

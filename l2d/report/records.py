@@ -101,6 +101,16 @@ class TrainingRun:
         values = self.columns.get("val/loss")
         return values[-1] if values else None
 
+    def reward_by_levels(self) -> dict[int, list[tuple[int, float]]]:
+        """An RL stage's rollout reward by the level count its batch drew: levels -> [(rollout batch, mean
+        reward)]; `rl/reward` and `rl/levels` are logged together once per batch. Empty for other runs."""
+        rewards, levels = self.columns.get("rl/reward", []), self.columns.get("rl/levels", [])
+        found: dict[int, list[tuple[int, float]]] = {}
+        if rewards and len(rewards) == len(levels):
+            for batch, (reward, count) in enumerate(zip(rewards, levels)):
+                found.setdefault(int(count), []).append((batch, reward))
+        return dict(sorted(found.items()))
+
     def loss_per_bin(self, split: str) -> list[float]:
         """Mean of the last values of `<split>/loss_t_bin<i>` for each bin i; empty when not logged."""
         bins = sorted(int(found[1]) for name in self.columns

@@ -203,6 +203,24 @@ def loss_at_t_table(runs: Sequence[TrainingRun]) -> str:
             + markdown_table(["Run", *(f"t = {t:g}" for t in times)], rows))
 
 
+def reward_table(runs: Sequence[TrainingRun]) -> str:
+    """RL stages: the mean rollout reward by level count in the first and the last third of the batches."""
+    labels = run_labels(runs)
+    rows = []
+    for run in runs:
+        found = run.reward_by_levels()
+        total = sum(len(points) for points in found.values())
+        for levels, points in found.items():
+            first = [r for batch, r in points if batch < total / 3]
+            last = [r for batch, r in points if batch >= 2 * total / 3]
+            cells = [f"{100 * sum(part) / len(part):.1f}" if part else "-" for part in (first, last)]
+            change = f"{100 * (sum(last) / len(last) - sum(first) / len(first)):+.1f}" if first and last else "-"
+            rows.append([labels[run], "plain LM" if levels == 1 else str(levels), str(len(points)), *cells, change])
+    return ("## RL: rollout reward by level count\n\nThe mean verifier reward (%) of the rollout batches that drew "
+            "each level count, in the first and the last third of the stage.\n\n"
+            + markdown_table(["Run", "Levels", "Batches", "First third", "Last third", "Change"], rows))
+
+
 def inputs_section(results: Sequence[Result], runs: Sequence[TrainingRun]) -> str:
     parts = ["## Inputs"]
     if results:
@@ -235,5 +253,7 @@ def report(results: Sequence[Result], runs: Sequence[TrainingRun]) -> str:
         sections.append(loss_at_t_table(runs))
     if any(run.has_loss_per_bin for run in runs):
         sections.append(loss_table(runs))
+    if rl := [run for run in runs if run.reward_by_levels()]:
+        sections.append(reward_table(rl))
     sections.append(inputs_section(results, runs))
     return "\n\n".join(sections) + "\n"

@@ -298,3 +298,25 @@ def test_the_recorded_protocol_names_the_row_and_sampled_scores_pair_by_problem(
     [row] = section_table(render(tmp_path, tmp_path / "evals"), "More steps, paired")
     assert (row["Protocol"], row["Gained / lost"], row["Change"]) == ("paper", "+4 / −0", "+50.0")
     assert float(row["p"]) == pytest.approx(2 / 16)
+
+
+def test_an_rl_stage_reports_its_reward_by_level_count(tmp_path):
+    """A metrics.csv as ReinforceModule logs it: rl/reward and rl/levels together once per rollout batch."""
+    import csv
+
+    run = tmp_path / "runs" / "l2d_rl"
+    (run / ".hydra").mkdir(parents=True)
+    levels = [2, 8, 2, 8, 2, 8]
+    rewards = [0.10, 0.20, 0.15, 0.30, 0.20, 0.40]
+    with (run / "metrics.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["step", "rl/reward", "rl/levels", "val/accuracy"])
+        writer.writeheader()
+        for batch, (n, reward) in enumerate(zip(levels, rewards)):
+            writer.writerow({"step": 2 * batch, "rl/reward": reward, "rl/levels": n})
+        writer.writerow({"step": 11, "val/accuracy": 0.3})
+    (run / "metrics.json").write_text(json.dumps({"method": "l2d_rl"}))
+    (run / ".hydra" / "overrides.yaml").write_text("- method=l2d_rl\n")
+    rows = section_table(render(tmp_path, run), "RL: rollout reward")
+    assert [(r["Levels"], r["Batches"], r["First third"], r["Last third"], r["Change"]) for r in rows] == [
+        ("2", "3", "10.0", "20.0", "+10.0"), ("8", "3", "20.0", "40.0", "+20.0")]
+    assert (tmp_path / "report" / "rl_reward.png").stat().st_size > 0

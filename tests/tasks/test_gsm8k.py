@@ -136,13 +136,14 @@ def test_extract_gsm8k_answer(completion, answer):
     assert extract_gsm8k_answer(completion) == answer
 
 
-def test_score_first_generation_and_count_unextracted(train_file):
+def test_score_every_generation_and_count_unextracted(train_file):
     task = get_task("gsm8k_heldout", path=train_file)
     problem = task.problems()[0]  # target 22
     assert task.score(problem, ["So #### 22.0", "#### 1"]) == {
-        "answer": "22", "target": "22", "extracted": True, "correct": True}
+        "answer": "22", "target": "22", "extracted": True, "correct": True, "answers": ["22", "1"],
+        "passed": [True, False]}
     wrong = task.score(problem, ["#### 21", "#### 22"])
-    assert (wrong["correct"], wrong["extracted"]) == (False, True)
+    assert (wrong["correct"], wrong["extracted"], wrong["passed"]) == (False, True, [False, True])
     missing = task.score(problem, ["twenty-two"])
     assert (missing["correct"], missing["extracted"], missing["answer"]) == (False, False, None)
 

@@ -38,7 +38,7 @@ def test_shorthands_reach_the_objects(tmp_path):
 
 def test_methods_carry_the_paper_learning_rates(tmp_path):
     rates = {m: compose_config("train", ["~experiment", f"method={m}"], tmp_path).optimizer.lr for m in options("method")}
-    assert rates == {"l2d_lora": 1e-4, "l2d_full": 1e-4, "lora": 1e-5, "full": 1e-5}
+    assert rates == {"l2d_lora": 1e-4, "l2d_full": 1e-4, "lora": 1e-5, "full": 1e-5, "l2d_rl": 1e-4, "lora_rl": 1e-4}
 
 
 def test_the_default_job_is_the_short_answer_experiment(tmp_path):
@@ -50,7 +50,8 @@ def test_the_default_job_is_the_short_answer_experiment(tmp_path):
         "min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 2}}
     assert resolved["batch_size"] == 16 and resolved["scheduler"]["warmup_steps"] == 10
     assert resolved["method"]["network"]["config"]["start"] == "mirror"
-    rates = {m: compose_config("train", [f"method={m}"], tmp_path).optimizer.lr for m in options("method")}
+    supervised = [m for m in options("method") if not m.endswith("_rl")]  # RL stages keep their method's rate
+    rates = {m: compose_config("train", [f"method={m}"], tmp_path).optimizer.lr for m in supervised}
     assert rates == OmegaConf.to_container(cfg.tuned_lr)
     assert compose_config("train", ["lr=5e-4"], tmp_path).optimizer.lr == 5e-4  # the command line still wins
 

@@ -89,18 +89,19 @@ def chain_log_probs(model, rollout: Rollout, rows: torch.Tensor, chosen: torch.T
 
 
 def token_log_probs(policy: TokenPolicy, rollout: Rollout, rows: torch.Tensor) -> Scored:
-    """A plain LM: the log-probability of each generated token of completions `rows` (R, N, 1), with gradient
+    """A plain LM: the log-probability of each generated token of completions `rows` (R, S, 1; S the longest of
+    them), with gradient
     through the trainable adapter (or weights)."""
     ids, mask, labels = completions(rollout, rows)
     # Positions from the mask, as decoding counts them (left padding), so these are the rollout's logits.
     hidden = get(policy.base, policy.family.decoder)(input_ids=ids, attention_mask=mask,
                                                      position_ids=positions_from_mask(mask)).last_hidden_state
     logits = get(policy.base, policy.family.lm_head)(hidden[next_token_labels(labels) != IGNORE_INDEX])
-    valid = rollout.valid[rows]
+    valid = rollout.valid[rows, :int(rollout.lengths[rows].max())]  # (R, S), as the chains' slots
     placed = logits.new_zeros((*valid.shape, logits.shape[-1]))
     placed[valid] = logits
     temperature = torch.full(valid.shape, rollout.temperatures[0], device=ids.device)
-    out = scored(placed, rollout.tokens[rows], temperature)
+    out = scored(placed, rollout.tokens[rows, :valid.shape[1]], temperature)
     return Scored(torch.where(valid, out.log_probs, 0.0).unsqueeze(-1), torch.where(valid, out.entropies, 0.0)
                   .unsqueeze(-1))
 

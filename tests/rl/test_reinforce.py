@@ -179,11 +179,15 @@ def test_lora_in_token_space_one_action_per_token(tmp_path):
     assert module.levels == [1]
     done = module.roll_out(0)[0]
     assert done.nfe == 1 and done.states is None
+    done.lengths[:] = done.lengths.clamp_max(2)  # rows that stopped early: the slots end at the longest row
     rows = torch.arange(done.tokens.shape[0])
     scored = module.scored(done, rows, choose_actions(done.lengths, 1, 1))
+    assert scored.log_probs.shape == (len(rows), int(done.lengths.max()), 1)
     valid = done.valid[:, :scored.log_probs.shape[1]]
     torch.testing.assert_close(scored.log_probs[..., 0][valid], done.log_probs[:, :valid.shape[1], 0][valid],
                                atol=1e-4, rtol=1e-4)
+    losses = module.losses(done, rows, choose_actions(done.lengths, 1, 1), torch.ones(len(rows)), with_kl=True)
+    assert losses["kl"].abs().max() < 1e-5  # the start itself
     fit(module, tmp_path / "run", steps=2)
     assert any(not torch.equal(a, p) for a, (_, p) in zip(start, policy.trainable_named_parameters()))
 

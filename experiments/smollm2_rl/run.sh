@@ -48,17 +48,18 @@ evaluate() {  # protocol, name, overrides...
     protocol="$protocol" max_new_tokens=8 batch_size=100 progress=false "$@" hydra.run.dir="$out/eval/$protocol/$name"
 }
 
-reinforce l2d_rl method=l2d_rl init="$arms/l2d_base/export"
+# The baseline first (token space: a rollout is one LM pass per token, minutes), then the chain.
 reinforce lora_rl method=lora_rl init="$arms/lora/export"
+for protocol in greedy paper; do
+  evaluate "$protocol" lora_rl checkpoint="$out/lora_rl/export"
+done
+reinforce l2d_rl method=l2d_rl init="$arms/l2d_base/export"
 
-# Most informative first: the steps question (levels 2 against 8 and 16) under both protocols, then LoRA+RL.
+# Most informative first: the steps question (levels 2 against 8 and 16) under both protocols.
 for levels in 2 8 16; do
   for protocol in greedy paper; do
     evaluate "$protocol" "l2d_rl_levels$levels" checkpoint="$out/l2d_rl/export" solver.levels="$levels"
   done
-done
-for protocol in greedy paper; do
-  evaluate "$protocol" lora_rl checkpoint="$out/lora_rl/export"
 done
 for levels in 2 8 16; do  # L2D before RL, greedy to t = 1 as the RL arm (run.sh scores it greedily to 0.9)
   evaluate greedy "l2d_levels${levels}_t1.0" checkpoint="$arms/l2d_base/export" solver.levels="$levels"

@@ -65,13 +65,15 @@ for levels in 8 2; do
     l2d paper "$arm" "$levels" 1.0
   done
 done
-l2d paper l2d_base 8 0.9
-l2d paper l2d_on_lora 8 0.9
-l2d paper l2d_base 2 0.9
-for levels in 16 1 4; do
+for levels in 16 1; do
   l2d greedy l2d_base "$levels" 0.9
   l2d paper l2d_base "$levels" 1.0
 done
+l2d paper l2d_base 8 0.9
+l2d paper l2d_on_lora 8 0.9
+l2d paper l2d_base 2 0.9
+l2d greedy l2d_base 4 0.9
+l2d paper l2d_base 4 1.0
 for levels in 16 4; do
   l2d greedy l2d_on_lora "$levels" 0.9
   l2d paper l2d_on_lora "$levels" 1.0

@@ -18,19 +18,10 @@ set -euo pipefail
 arms=${ARMS:-experiments/runs/smollm2_short_answers}
 out=${1:-experiments/runs/smollm2_rl}
 steps=${STEPS:-60}   # rollout batches of 4 prompts x 16 completions (the README: what one costs)
-mkdir -p "$out"
-[[ -f $out/stages.tsv ]] || printf 'stage\twall_s\tpeak_rss_mb\n' > "$out/stages.tsv"
+source "$(dirname "$0")/../stage.sh"
 for export in lora l2d_base; do
   [[ -d $arms/$export/export ]] || { echo "no $arms/$export/export: run experiments/smollm2_short_answers/run.sh first" >&2; exit 1; }
 done
-
-stage() {  # name, file that exists once done, command...
-  local name=$1 done=$2; shift 2
-  [[ -e $done ]] && return
-  /usr/bin/time -f "%e %M" -o "$out/.time" "$@"
-  read -r wall rss < "$out/.time"
-  printf '%s\t%.0f\t%.0f\n' "$name" "$wall" "$((rss / 1024))" >> "$out/stages.tsv"
-}
 
 reinforce() {  # arm, overrides...
   local arm=$1; shift

@@ -17,16 +17,7 @@
 # stage's wall time and peak memory (/usr/bin/time) go to OUT/stages.tsv.
 set -euo pipefail
 out=${1:-experiments/runs/smollm2_short_answers}
-mkdir -p "$out"
-[[ -f $out/stages.tsv ]] || printf 'stage\twall_s\tpeak_rss_mb\n' > "$out/stages.tsv"
-
-stage() {  # name, file that exists once done, command...
-  local name=$1 done=$2; shift 2
-  [[ -e $done ]] && return
-  /usr/bin/time -f "%e %M" -o "$out/.time" "$@"
-  read -r wall rss < "$out/.time"
-  printf '%s\t%.0f\t%.0f\n' "$name" "$wall" "$((rss / 1024))" >> "$out/stages.tsv"
-}
+source "$(dirname "$0")/../stage.sh"
 
 train() {  # arm, overrides...
   local arm=$1; shift

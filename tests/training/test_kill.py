@@ -32,12 +32,11 @@ def train(directory: Path, *overrides: str) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def kill_after_second_checkpoint(process: subprocess.Popen, checkpoints: Path, timeout_s: float = 600) -> None:
-    """SIGKILL the moment a checkpoint of step >= 4 appears, which is while last.ckpt is being written
-    (ModelCheckpoint writes the step file first): one checkpoint is whole, the next may be half-done."""
+def kill_when(process: subprocess.Popen, ready, what: str, timeout_s: float = 600) -> None:
+    """SIGKILL the process the moment `ready()` holds, polling every 5 ms; fail if it ends first."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if any(int(path.stem.removeprefix("step")) >= 4 for path in checkpoints.glob("step*.ckpt")):
+        if ready():
             assert process.poll() is None, "the run ended before it could be killed"
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
@@ -45,7 +44,14 @@ def kill_after_second_checkpoint(process: subprocess.Popen, checkpoints: Path, t
         assert process.poll() is None, process.stderr.read().decode()[-2000:]
         time.sleep(0.005)
     process.kill()
-    raise AssertionError("no second checkpoint appeared")
+    raise AssertionError(f"{what} never happened")
+
+
+def kill_after_second_checkpoint(process: subprocess.Popen, checkpoints: Path) -> None:
+    """SIGKILL the moment a checkpoint of step >= 4 appears, which is while last.ckpt is being written
+    (ModelCheckpoint writes the step file first): one checkpoint is whole, the next may be half-done."""
+    kill_when(process, lambda: any(int(path.stem.removeprefix("step")) >= 4 for path in checkpoints.glob("step*.ckpt")),
+              "a second checkpoint")
 
 
 @pytest.mark.slow
@@ -83,20 +89,11 @@ def logged_steps(metrics: Path) -> list[int]:
     return [int(row["step"]) for row in read_record(metrics)[1] if row.get("train/loss")] if metrics.is_file() else []
 
 
-def kill_once_logged(process: subprocess.Popen, metrics: Path, step: int, timeout_s: float = 600) -> None:
+def kill_once_logged(process: subprocess.Popen, metrics: Path, step: int) -> None:
     """SIGKILL as soon as the training loss of `step` is in metrics.csv: after the checkpoint of that step,
     with rows from that step on that the resumed run logs again. (Not between saving a checkpoint and logging
     the step before it, which Lightning does in that order: a kill there loses that one row.)"""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if step in logged_steps(metrics):
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
-            return
-        assert process.poll() is None, process.stderr.read().decode()[-2000:]
-        time.sleep(0.005)
-    process.kill()
-    raise AssertionError(f"step {step} was never logged")
+    kill_when(process, lambda: step in logged_steps(metrics), f"the logging of step {step}")
 
 
 @pytest.mark.slow

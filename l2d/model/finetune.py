@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 
 import torch.nn.functional as F
@@ -16,6 +17,10 @@ from l2d.files import atomic_directory
 from l2d.model.card import CARD_FILE, TrainingRecord, finetune_card
 from l2d.model.family import family_of, get
 from l2d.model.weights import check_weights
+
+# peft (0.21) still reads `model.is_gradient_checkpointing`, which transformers (5.24) has deprecated: theirs to
+# change, and nothing a user of a LoRA run can act on.
+warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 METHODS = ("lora", "full")
 FINETUNE_FILE = "l2d_finetune.json"  # which method and base an export was made with

@@ -26,9 +26,10 @@ def stderr_of(*arguments: str, cwd) -> str:
 
 
 @pytest.mark.slow
-def test_a_tiny_training_and_its_evaluation_print_no_warnings(tmp_path):
+@pytest.mark.parametrize("method", ["l2d_lora", "lora"])
+def test_a_tiny_training_and_its_evaluation_print_no_warnings(tmp_path, method):
     run = tmp_path / "run"
-    printed = {"train": stderr_of(*TRAIN, f"hydra.run.dir={run}", cwd=tmp_path),
+    printed = {"train": stderr_of(*TRAIN, f"method={method}", f"hydra.run.dir={run}", cwd=tmp_path),
                "evaluate": stderr_of(*EVALUATE, f"checkpoint={run / 'export'}", f"hydra.run.dir={tmp_path / 'eval'}",
                                      cwd=tmp_path)}
     for command, stderr in printed.items():

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# experiments/smollm2_rl/sigma8.sh: the RL arm on a path that can read x_t. run.sh's l2d_rl trains the sigma 64
+# path, whose x_t tells tokens apart only from t ~ 0.95, so a chain of evaluations has nothing to refine and RL
+# left greedy decoding where it was (README, Validation). At sigma 8 x_t is readable from t ~ 0.8 and greedy
+# accuracy already rises with steps (smollm2_short_answers, Sweep: 16.6% -> 20.4%). This script trains that path
+# (sweep.sh's `sigma8`, the same command), then the same GRPO as run.sh's l2d_rl with x̂ sampled at temperature
+# 0.5 (run.sh: 1), and scores both on the 500 test problems at levels 2, 8, 16 under both protocols, to t = 1; then the
+# paired comparisons against levels 2 and the report (its tables, and the reward curves by levels).
+#
+#   bash experiments/smollm2_rl/sigma8.sh [OUT]     (OUT: experiments/runs/smollm2_rl_sigma8)
+#
+# Resumable like run.sh. Two copies may run at once (e.g. one thread each): a stage another copy is running is
+# skipped, and a score waits until the checkpoint it scores exists.
+set -euo pipefail
+sweep=${SWEEP:-experiments/runs/smollm2_short_answers_sweep}
+out=${1:-experiments/runs/smollm2_rl_sigma8}
+steps=${STEPS:-60}
+source "$(dirname "$0")/../stage.sh"
+
+claimed() {  # name: true once this copy holds the stage's lock (released when the copy exits)
+  local lock="$out/.lock.${1// /_}"
+  exec {fd}>"$lock"
+  flock -n "$fd"
+}
+
+start=$sweep/sigma8/export
+[[ -d $start ]] || ! claimed "train sigma8" || stage "train sigma8" "$start" python -m l2d.train experiment=short_answers \
+  sigma=8 trainer.enable_progress_bar=false hydra.run.dir="$sweep/sigma8"
+
+resume=()
+[[ -f $out/l2d_rl/checkpoints/last.ckpt ]] && resume=("ckpt_path=$out/l2d_rl/checkpoints/last.ckpt")
+[[ -d $out/l2d_rl/export ]] || ! claimed "train l2d_rl" || { until [[ -d $start ]]; do sleep 30; done
+  stage "train l2d_rl" "$out/l2d_rl/export" python -m l2d.train experiment=short_answers method=l2d_rl init="$start" \
+    method.reinforce.steps="$steps" method.reinforce.group_size=16 method.reinforce.updates=2 lr=1e-4 \
+    method.reinforce.x1_temperature=0.5 callbacks.model_checkpoint.every_n_train_steps=10 \
+    trainer.val_check_interval=0.5 trainer.enable_progress_bar=false "${resume[@]}" hydra.run.dir="$out/l2d_rl"; }
+
+evaluate() {  # protocol, name, export, levels
+  local protocol=$1 name=$2 export=$3 levels=$4
+  [[ -f $out/eval/$protocol/$name/results.json ]] || ! claimed "evaluate $protocol $name" && return
+  until [[ -d $export ]]; do sleep 30; done
+  stage "evaluate $protocol $name" "$out/eval/$protocol/$name/results.json" python -m l2d.evaluate task=arithmetic \
+    protocol="$protocol" max_new_tokens=8 batch_size=100 progress=false checkpoint="$export" solver.levels="$levels" \
+    hydra.run.dir="$out/eval/$protocol/$name"
+}
+
+# The steps question first, greedy (cheap) before the paper's sampling (4 completions); the start beside its RL arm.
+for protocol in greedy paper; do
+  for levels in 2 8 16; do
+    evaluate "$protocol" "sigma8_levels$levels" "$start" "$levels"
+    evaluate "$protocol" "sigma8_rl_levels$levels" "$out/l2d_rl/export" "$levels"
+  done
+done
+scored() { echo "$out/eval/$1"/sigma8_rl_levels{2,8,16}/results.json "$out/eval/$1"/sigma8_levels{2,8,16}/results.json; }
+# Once every score exists (another copy may still be scoring): the paired comparisons with levels 2 after RL, and the report.
+ls $(scored greedy) $(scored paper) > /dev/null 2>&1 || exit 0
+for protocol in greedy paper; do
+  python experiments/smollm2_rl/compare.py $(scored "$protocol")
+done
+stage report "$out/report/report.md" python -m l2d.report out="$out/report" inputs="[$out]"
+column -t -s $'\t' "$out/stages.tsv"

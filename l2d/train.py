@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from pathlib import Path
 
 import hydra
@@ -16,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from l2d import tracking
 from l2d.config import config_dir, register_resolvers
-from l2d.lightning.callbacks import AtomicCheckpointIO
+from l2d.lightning.callbacks import AtomicCheckpointIO, WallTime
 from l2d.lightning.loggers import RunCSVLogger
 from l2d.lightning.module import TrainingModule
 from l2d.lightning.reinforce import PromptDataModule, ReinforceModule
@@ -87,7 +86,7 @@ def reinforcement(cfg: DictConfig):
 def train(cfg: DictConfig) -> dict:
     """Compose, instantiate, fit, export; returns the final metrics (also written to metrics.json)."""
     check_train(cfg)  # before anything loads
-    started = time.time()
+    wall_time = WallTime()
     output_dir = Path(cfg.paths.output_dir)
     if not cfg.ckpt_path and rank_zero_only.rank == 0:
         check_fresh(output_dir)
@@ -100,7 +99,7 @@ def train(cfg: DictConfig) -> dict:
         for logger in loggers:
             if isinstance(logger, RunCSVLogger):
                 logger.resume_at(step)
-    callbacks = [instantiate(c) for c in cfg.callbacks.values()]
+    callbacks = [instantiate(c) for c in cfg.callbacks.values()] + [wall_time]
     trainer = instantiate(cfg.trainer, logger=loggers, callbacks=callbacks, plugins=[AtomicCheckpointIO()],
                           **trainer_settings)
     for logger in loggers:
@@ -117,7 +116,7 @@ def train(cfg: DictConfig) -> dict:
             tracking.record_export(output_dir / "export", loggers)  # W&B: the run's id; online: an artifact
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    metrics.update(wall_seconds=time.time() - started, global_step=trainer.global_step,
+    metrics.update(wall_seconds=wall_time.seconds(), global_step=trainer.global_step,
                    trainable_parameters=network.num_trainable_parameters(), method=cfg.method.name,
                    class_names=list(datamodule.class_names), data=vars(datamodule.stats) if datamodule.stats else None)
     if trainer.is_global_zero:

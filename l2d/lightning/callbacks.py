@@ -1,5 +1,5 @@
-"""Callbacks: training throughput, the trainable-parameter count, the W&B loss-by-t chart, atomic
-checkpoint files."""
+"""Callbacks: training throughput, the run's wall time across resumes, the trainable-parameter count, the W&B
+loss-by-t chart, atomic checkpoint files."""
 
 from __future__ import annotations
 
@@ -41,6 +41,23 @@ class Throughput(Callback):
         module.log("train/tokens_per_s", self.tokens / seconds)
         module.log("train/supervised_tokens_per_s", self.supervised / seconds)
         self.started, self.tokens, self.supervised = None, 0, 0
+
+
+class WallTime(Callback):
+    """The run's wall time over all its processes: a checkpoint stores the seconds spent up to it and a resumed
+    run adds its own (the time between the last checkpoint and an interruption is lost with the work of it)."""
+
+    def __init__(self) -> None:
+        self.started, self.before = time.time(), 0.0
+
+    def seconds(self) -> float:
+        return self.before + time.time() - self.started
+
+    def state_dict(self) -> dict:
+        return {"seconds": self.seconds()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.before = float(state_dict["seconds"])  # this process's own time still counts from its start
 
 
 class TrainableParameters(Callback):

@@ -126,6 +126,23 @@ def unique(labels: dict[K, str], distinguish: Callable[[list[K]], list[str]]) ->
     return named
 
 
+def checkpoint_tags(keys: Sequence[RowKey]) -> dict[RowKey, str]:
+    """Where one method on one base model comes from several checkpoints, every row of it names its checkpoint
+    (its short path), not only the rows whose names would collide: a checkpoint's rows then read as one model.
+    A row named by its file's label keeps that name."""
+    groups: dict[tuple, list[RowKey]] = defaultdict(list)
+    for key in keys:
+        if not key.label:
+            groups[key.method, key.base_model].append(key)
+    tags = {}
+    for group in groups.values():
+        checkpoints = sorted({key.checkpoint or "" for key in group})
+        if len(checkpoints) > 1:
+            short = dict(zip(checkpoints, short_paths(checkpoints)))
+            tags.update((key, short[key.checkpoint or ""]) for key in group)
+    return tags
+
+
 def protocol_rank(protocol: str) -> tuple:
     return (PROTOCOL_ORDER.index(protocol) if protocol in PROTOCOL_ORDER else len(PROTOCOL_ORDER)), protocol
 
@@ -145,10 +162,12 @@ def label_rows(results: Iterable[Result], vary: str | None = None) -> dict[RowKe
     for result in results:
         members[row_key(result, vary)].append(result)
     nfe = {key: sum(r.nfe for r in group) / len(group) for key, group in members.items()}
+    named = {key: describe(key, nfe[key]) for key in members}
+    for key, tag in checkpoint_tags(list(members)).items():
+        named[key] += f" [{tag}]"
     labels: dict[RowKey, str] = {}
     for protocol in {key.protocol for key in members}:
-        labels.update(unique({key: describe(key, nfe[key]) for key in members if key.protocol == protocol},
-                             distinctions))
+        labels.update(unique({key: named[key] for key in members if key.protocol == protocol}, distinctions))
     return dict(sorted(labels.items(), key=lambda item: sort_key(item[0], nfe[item[0]], item[1])))
 
 

@@ -141,6 +141,16 @@ def test_rows_of_different_checkpoints_are_told_apart(tmp_path, write_result):
     assert names == ["L2D-LoRA [0]", "L2D-LoRA [1]", "L2D cosmap"]
 
 
+def test_every_row_of_a_checkpoint_names_it_once_two_checkpoints_share_a_method(tmp_path, write_result):
+    """Not only the rows whose names collide: a decoding only one checkpoint has still says whose it is."""
+    write_result("a2", "gsm8k", "l2d_lora", 0.3, checkpoint="runs/l2d_base/export", levels=2)
+    write_result("a16", "gsm8k", "l2d_lora", 0.3, checkpoint="runs/l2d_base/export", levels=16)
+    write_result("b2", "gsm8k", "l2d_lora", 0.4, checkpoint="runs/l2d_on_lora/export", levels=2)
+    names = [row["Model"] for row in section_table(render(tmp_path, tmp_path / "evals"), "Results")]
+    assert sorted(names) == ["L2D-LoRA (midpoint, 3 NFE) [l2d_base]", "L2D-LoRA (midpoint, 3 NFE) [l2d_on_lora]",
+                             "L2D-LoRA (midpoint, 31 NFE) [l2d_base]"]
+
+
 def test_a_rerun_replaces_the_older_result(tmp_path, write_result, caplog):
     old = write_result("old", "gsm8k", "base", 0.1)
     new = write_result("new", "gsm8k", "base", 0.2)

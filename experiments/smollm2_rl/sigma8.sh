@@ -44,11 +44,15 @@ evaluate() {  # protocol, name, export, levels
     hydra.run.dir="$out/eval/$protocol/$name"
 }
 
-# The steps question first, greedy (cheap) before the paper's sampling (4 completions); the start beside its RL arm.
-for protocol in greedy paper; do
-  for levels in 2 8 16; do
-    evaluate "$protocol" "sigma8_levels$levels" "$start" "$levels"
-    evaluate "$protocol" "sigma8_rl_levels$levels" "$out/l2d_rl/export" "$levels"
+# The start first (a copy free while another trains scores it), then the RL arm; greedy (cheap) before the paper's
+# sampling (4 completions).
+for arm in sigma8 sigma8_rl; do
+  export=$start
+  [[ $arm == sigma8_rl ]] && export=$out/l2d_rl/export
+  for protocol in greedy paper; do
+    for levels in 2 8 16; do
+      evaluate "$protocol" "${arm}_levels$levels" "$export" "$levels"
+    done
   done
 done
 scored() { echo "$out/eval/$1"/sigma8_rl_levels{2,8,16}/results.json "$out/eval/$1"/sigma8_levels{2,8,16}/results.json; }

@@ -214,12 +214,12 @@ def within(override: str, root: str | None) -> str:
 
 def run_labels(runs: Sequence[TrainingRun]) -> dict[TrainingRun, str]:
     """'<method> <overrides>' with only the overrides that not every run shares (what a sweep varies),
-    else '<method> <folder>'. A path among the runs' folders is written from their common folder on
+    else '<method> <folder>' (the method alone in a folder of its name). A path among the runs' folders is written from their common folder on
     ('finetuned=lora/export'), so labels name sibling runs, not where they lie on one machine."""
     shared = set.intersection(*(set(run.overrides) for run in runs)) if runs else set()
     root = common_folder([str(run.path) for run in runs])
     # A resumed run is the run it continues: where it started again is no part of its name.
     names = {run: " ".join(within(o, root) for o in run.overrides if o not in shared and not o.startswith("ckpt_path="))
              or run.path.name for run in runs}
-    return unique({run: f"{run.method} {name}" for run, name in names.items()},
+    return unique({run: run.method if name == run.method else f"{run.method} {name}" for run, name in names.items()},
                   lambda same: short_paths([str(run.path) for run in same]))

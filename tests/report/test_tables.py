@@ -190,6 +190,16 @@ def test_a_run_trained_on_a_sibling_run_is_named_by_the_sibling_not_by_where_it_
     assert f"l2d_lora finetuned={tmp_path / 'other' / 'export'}" in names  # outside the runs' folder: as given
 
 
+def test_a_lone_run_in_a_folder_named_after_its_method_is_named_once(tmp_path):
+    from l2d.report.inputs import read_run
+    from l2d.report.rows import run_labels
+
+    run = read_run(write_run(tmp_path / "runs" / "l2d_lora", ["sigma=8"]))
+    other = read_run(write_run(tmp_path / "runs" / "sigma8", ["sigma=8"]))
+    assert run_labels([run]) == {run: "l2d_lora"}  # not "l2d_lora l2d_lora"
+    assert run_labels([other]) == {other: "l2d_lora sigma8"}
+
+
 def test_checkpoints_given_one_absolute_and_one_relative_keep_their_own_form():
     assert short_paths(["/data/runs/a/export", "runs/b/export"]) == ["/data/runs/a", "runs/b"]
     assert short_paths(["/data/runs/a/export", "/data/runs/b/export"]) == ["a", "b"]

@@ -4,7 +4,7 @@
 # left greedy decoding where it was (README, Validation). At sigma 8 x_t is readable from t ~ 0.8 and greedy
 # accuracy already rises with steps (smollm2_short_answers, Sweep: 16.6% -> 20.4%). This script trains that path
 # (sweep.sh's `sigma8`, the same command), then the same GRPO as run.sh's l2d_rl with x̂ sampled at temperature
-# 0.5 (run.sh: 1), and scores both on the 500 test problems at levels 2, 8, 16 under both protocols, to t = 1; then the
+# 0.5 (run.sh: 1), and scores both on the 500 test problems at levels 2, 8, 16, 4 under both protocols, to t = 1; then the
 # paired comparisons against levels 2 and the report (its tables, and the reward curves by levels).
 #
 #   bash experiments/smollm2_rl/sigma8.sh [OUT]     (OUT: experiments/runs/smollm2_rl_sigma8)
@@ -50,7 +50,7 @@ for arm in sigma8 sigma8_rl; do
   export=$start
   [[ $arm == sigma8_rl ]] && export=$out/l2d_rl/export
   for protocol in greedy paper; do
-    for levels in 2 8 16; do
+    for levels in 2 8 16 4; do  # levels 1 is the frozen LM for both arms (exact at t = 0, tested)
       evaluate "$protocol" "${arm}_levels$levels" "$export" "$levels"
     done
   done

@@ -17,27 +17,10 @@
 set -euo pipefail
 arms=${ARMS:-experiments/runs/smollm2_short_answers}
 out=${1:-experiments/runs/smollm2_rl}
-steps=${STEPS:-60}   # rollout batches of 4 prompts x 16 completions (the README: what one costs)
-source "$(dirname "$0")/../stage.sh"
+source "$(dirname "$0")/arms.sh"
 for export in lora l2d_base; do
   [[ -d $arms/$export/export ]] || { echo "no $arms/$export/export: run experiments/smollm2_short_answers/run.sh first" >&2; exit 1; }
 done
-
-reinforce() {  # arm, overrides...
-  local arm=$1; shift
-  local resume=()
-  [[ -f $out/$arm/checkpoints/last.ckpt ]] && resume=("ckpt_path=$out/$arm/checkpoints/last.ckpt")
-  stage "train $arm" "$out/$arm/export" python -m l2d.train experiment=short_answers "$@" \
-    method.reinforce.steps="$steps" method.reinforce.group_size=16 method.reinforce.updates=2 lr=1e-4 \
-    callbacks.model_checkpoint.every_n_train_steps=10 \
-    trainer.val_check_interval=0.5 trainer.enable_progress_bar=false "${resume[@]}" hydra.run.dir="$out/$arm"
-}
-
-evaluate() {  # protocol, name, overrides...
-  local protocol=$1 name=$2; shift 2
-  stage "evaluate $protocol $name" "$out/eval/$protocol/$name/results.json" python -m l2d.evaluate task=arithmetic \
-    protocol="$protocol" max_new_tokens=8 batch_size=100 progress=false "$@" hydra.run.dir="$out/eval/$protocol/$name"
-}
 
 # The baseline first (token space: a rollout is one LM pass per token, minutes), then the chain.
 reinforce lora_rl method=lora_rl init="$arms/lora/export"

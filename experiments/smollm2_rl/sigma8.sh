@@ -9,49 +9,28 @@
 #
 #   bash experiments/smollm2_rl/sigma8.sh [OUT]     (OUT: experiments/runs/smollm2_rl_sigma8)
 #
-# Resumable like run.sh. Two copies may run at once (e.g. one thread each): a stage another copy is running is
-# skipped, and a score waits until the checkpoint it scores exists.
+# Resumable like run.sh, and like it two copies may run at once (e.g. one thread each; experiments/stage.sh).
 set -euo pipefail
 sweep=${SWEEP:-experiments/runs/smollm2_short_answers_sweep}
 out=${1:-experiments/runs/smollm2_rl_sigma8}
-steps=${STEPS:-60}
-source "$(dirname "$0")/../stage.sh"
-
-claimed() {  # name: true once this copy holds the stage's lock (released when the copy exits)
-  local lock="$out/.lock.${1// /_}"
-  exec {fd}>"$lock"
-  flock -n "$fd"
-}
+source "$(dirname "$0")/arms.sh"
 
 start=$sweep/sigma8/export
-[[ -d $start ]] || ! claimed "train sigma8" || stage "train sigma8" "$start" python -m l2d.train experiment=short_answers \
-  sigma=8 trainer.enable_progress_bar=false hydra.run.dir="$sweep/sigma8"
+stage "train sigma8" "$start" python -m l2d.train experiment=short_answers sigma=8 trainer.enable_progress_bar=false \
+  hydra.run.dir="$sweep/sigma8"
 
-resume=()
-[[ -f $out/l2d_rl/checkpoints/last.ckpt ]] && resume=("ckpt_path=$out/l2d_rl/checkpoints/last.ckpt")
-[[ -d $out/l2d_rl/export ]] || ! claimed "train l2d_rl" || { until [[ -d $start ]]; do sleep 30; done
-  stage "train l2d_rl" "$out/l2d_rl/export" python -m l2d.train experiment=short_answers method=l2d_rl init="$start" \
-    method.reinforce.steps="$steps" method.reinforce.group_size=16 method.reinforce.updates=2 lr=1e-4 \
-    method.reinforce.x1_temperature=0.5 callbacks.model_checkpoint.every_n_train_steps=10 \
-    trainer.val_check_interval=0.5 trainer.enable_progress_bar=false "${resume[@]}" hydra.run.dir="$out/l2d_rl"; }
-
-evaluate() {  # protocol, name, export, levels
-  local protocol=$1 name=$2 export=$3 levels=$4
-  [[ -f $out/eval/$protocol/$name/results.json ]] || ! claimed "evaluate $protocol $name" && return
-  until [[ -d $export ]]; do sleep 30; done
-  stage "evaluate $protocol $name" "$out/eval/$protocol/$name/results.json" python -m l2d.evaluate task=arithmetic \
-    protocol="$protocol" max_new_tokens=8 batch_size=100 progress=false checkpoint="$export" solver.levels="$levels" \
-    hydra.run.dir="$out/eval/$protocol/$name"
-}
+after "$start"
+reinforce l2d_rl method=l2d_rl init="$start" method.reinforce.x1_temperature=0.5
 
 # The start first (a copy free while another trains scores it), then the RL arm; greedy (cheap) before the paper's
 # sampling (4 completions).
 for arm in sigma8 sigma8_rl; do
   export=$start
   [[ $arm == sigma8_rl ]] && export=$out/l2d_rl/export
+  after "$export"
   for protocol in greedy paper; do
     for levels in 2 8 16 4; do  # levels 1 is the frozen LM for both arms (exact at t = 0, tested)
-      evaluate "$protocol" "${arm}_levels$levels" "$export" "$levels"
+      evaluate "$protocol" "${arm}_levels$levels" checkpoint="$export" solver.levels="$levels"
     done
   done
 done

@@ -15,7 +15,7 @@ from l2d.model.loading import load_base_model
 
 pytestmark = pytest.mark.slow
 
-LETTERS = "AEIOU"
+VOWELS = set("AEIOU")  # a set: the empty first character of an empty completion is not in it
 
 
 class VowelTask:
@@ -35,7 +35,7 @@ class VowelTask:
         return [{"role": "user", "content": problem["question"]}]
 
     def score_all(self, problems, generations):
-        passed = [[text.strip()[:1] in LETTERS and bool(text.strip()) for text in texts] for texts in generations]
+        passed = [[text.strip()[:1] in VOWELS for text in texts] for texts in generations]
         return [{"passed": p, "correct": p[0], "extracted": True} for p in passed]
 
 

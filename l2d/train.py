@@ -79,7 +79,9 @@ def reinforcement(cfg: DictConfig):
                                   description=[f"RL prompts with their verifier: `{task.name}` {json.dumps(prompts)}"])
     module = ReinforceModule(network, tokenizer, task, validation, optimizer=instantiate(cfg.optimizer),
                              scheduler=instantiate(cfg.scheduler), rollouts=rollouts, seed=cfg.seed,
-                             gradient_clip=cfg.trainer.gradient_clip_val, **settings)
+                             gradient_clip=cfg.trainer.gradient_clip_val,
+                             lr_multipliers=OmegaConf.to_container(cfg.module.lr_multipliers or OmegaConf.create()),
+                             **settings)
     return network, datamodule, module, {"accumulate_grad_batches": 1, "gradient_clip_val": None}
 
 

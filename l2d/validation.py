@@ -106,6 +106,7 @@ def reinforcement(cfg: DictConfig) -> None:
     for key in ("temperature", "x1_temperature", "kl"):
         number(cfg, f"method.reinforce.{key}", minimum=0)
     number(cfg, "method.reinforce.clip", above=0)
+    lr_multipliers(cfg, "module.lr_multipliers", l2d=l2d)
     for key in ("task", "validation"):  # the reward is the task's verifier: it must be a task l2d can score
         spec = OmegaConf.to_container(OmegaConf.select(cfg, f"method.reinforce.{key}"), resolve=True)
         try:

@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 from lightning.pytorch.utilities import grad_norm
 
-from l2d.lightning.trainable import TrainableCheckpoints
+from l2d.lightning.trainable import TrainableCheckpoints, named_groups, scale_learning_rates
 from l2d.model.l2d import L2DModel
 
 log = logging.getLogger(__name__)
@@ -140,17 +140,11 @@ class TrainingModule(TrainableCheckpoints):
         group per trainable group of the path (`configure_optimizers` scales each group's lr)."""
         if not self.lr_multipliers:
             return [p for p in self.parameters() if p.requires_grad]
-        groups = self.network.trainable_groups()
-        unknown = sorted(set(self.lr_multipliers) - set(groups))
-        if unknown:
-            raise ValueError(f"lr_multipliers names {unknown}: not a trainable group of this path; "
-                             f"its groups are {sorted(groups)}")
-        return [{"params": parameters, "name": name} for name, parameters in groups.items()]
+        return named_groups(self.network, self.lr_multipliers)
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self.parameter_groups())
-        for group in optimizer.param_groups:  # before the scheduler, which takes each group's lr as its peak
-            group["lr"] *= self.lr_multipliers.get(group.get("name"), 1.0)
+        scale_learning_rates(optimizer, self.lr_multipliers)
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=self.trainer.estimated_stepping_batches)

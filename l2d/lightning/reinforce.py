@@ -20,7 +20,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, IterableDataset
 
-from l2d.lightning.trainable import TrainableCheckpoints
+from l2d.lightning.trainable import TrainableCheckpoints, named_groups, scale_learning_rates
 from l2d.model.generate import DecodeOptions
 from l2d.model.l2d import L2DModel
 from l2d.rl.objective import choose_actions, clipped_surrogate, group_advantages, kl_k3
@@ -88,6 +88,7 @@ class ReinforceModule(TrainableCheckpoints):
     token's. actions_per_token: how many of a token's chain of actions each update scores (K). clip: PPO's
     ratio clip; updates: optimizer steps per rollout batch; kl: the weight of the KL to the starting policy
     (measured every `kl_every` rollouts when 0). rows_per_pass: completions per gradient pass (memory).
+    lr_multipliers: {part of the L2D path: m}, as in supervised training (e.g. w_d held at 0 as its start was).
     """
 
     def __init__(self, network, tokenizer, task: Task, validation: Task, optimizer: Callable,
@@ -97,12 +98,16 @@ class ReinforceModule(TrainableCheckpoints):
                  temperature: float = 1.0, actions_per_token: int = 4, clip: float = 0.2, updates: int = 1,
                  kl: float = 0.0, kl_every: int = 5, max_new_tokens: int = 8, rows_per_pass: int = 16,
                  validation_levels: Sequence[int] = (2, 8), validation_batch_size: int = 100,
-                 gradient_clip: float | None = 1.0, seed: int = 0):
+                 gradient_clip: float | None = 1.0, seed: int = 0, lr_multipliers: dict[str, float] | None = None):
         super().__init__()
         self.automatic_optimization = False  # several updates per rollout batch, gradient passes in chunks
         self.network, self.tokenizer, self.task, self.validation = network, tokenizer, task, validation
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.is_l2d = isinstance(network, L2DModel)
+        self.lr_multipliers = dict(lr_multipliers or {})
+        if self.lr_multipliers and not self.is_l2d:
+            raise ValueError(f"lr_multipliers {self.lr_multipliers} scale the diffusion path's parameter groups; "
+                             f"{type(network).__name__} has none")
         self.levels = [int(n) for n in levels] if self.is_l2d else [1]
         self.validation_levels = [int(n) for n in validation_levels] if self.is_l2d else [1]
         if self.is_l2d and any(n < 2 for n in self.levels):
@@ -249,7 +254,10 @@ class ReinforceModule(TrainableCheckpoints):
 
     # ---- optimisation and checkpoints ----------------------------------------------------------------
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(params=[p for _, p in self.network.trainable_named_parameters()])
+        parameters = (named_groups(self.network, self.lr_multipliers) if self.lr_multipliers
+                      else [p for _, p in self.network.trainable_named_parameters()])
+        optimizer = self.optimizer_factory(params=parameters)
+        scale_learning_rates(optimizer, self.lr_multipliers)
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=self.rollouts * self.updates)

@@ -165,6 +165,32 @@ def test_a_run_resumed_mid_way_continues_as_the_uninterrupted_one(tmp_path):
         assert torch.equal(a, b)
 
 
+def test_lr_multipliers_hold_a_part_of_the_path_through_rl(tmp_path):
+    """module.lr_multipliers={w_d: 0, conditioning: 0} keeps w_d(t) where the start left it (as the supervised
+    run that held it open), while the rest of the path trains."""
+    model, tokenizer = l2d_policy()
+    groups = model.trainable_groups()
+    start = {name: [p.detach().clone() for p in parameters] for name, parameters in groups.items()}
+    fit(module_for(model, tokenizer, lr_multipliers={"w_d": 0, "conditioning": 0}), tmp_path, steps=3)
+    moved = {name: any(not torch.equal(a, p) for a, p in zip(start[name], parameters))
+             for name, parameters in groups.items()}
+    assert not moved["w_d"] and not moved["conditioning"]
+    assert moved["lora_B"] and moved["translation"]
+
+
+def test_the_rl_stage_takes_lr_multipliers_from_the_command_line(tmp_path):
+    from l2d.train import reinforcement
+    from tests.compose import compose_config
+
+    L2DModel(tiny_model()[0], L2DConfig(dim=16, lora_rank=4)).save_pretrained(tmp_path / "l2d")
+    cfg = compose_config("train", [*TINY_RUN, "data=arithmetic", "method=l2d_rl", f"init={tmp_path / 'l2d'}",
+                                   "module.lr_multipliers={w_d:0,translation:0.5}", "lr=1e-3"], tmp_path / "rl")
+    _, _, module, _ = reinforcement(cfg)
+    rates = {group["name"]: group["initial_lr"]  # the peak, before the warm-up
+             for group in module.configure_optimizers()["optimizer"].param_groups}
+    assert rates["w_d"] == 0 and rates["translation"] == pytest.approx(5e-4) and rates["lora_B"] == 1e-3
+
+
 def test_lora_in_token_space_one_action_per_token(tmp_path):
     base, tokenizer = tiny_model()
     lora = Finetune(base, lora_rank=4)
@@ -197,6 +223,9 @@ def test_lora_in_token_space_one_action_per_token(tmp_path):
     (["init={lora}"], r"no l2d_config.json in it \(give an L2D run's export/ directory\)"),
     (["method.reinforce.task.name=poetry"], r"method.reinforce.task: unknown task 'poetry'.*the reward is a task's verifier"),
     (["method.reinforce.group_size=1"], r"method.reinforce.group_size must be an integer >= 2"),
+    (["method=lora_rl", "init={lora}", "module.lr_multipliers={{w_d:0}}"],
+     r"module.lr_multipliers scales the diffusion path's parameter groups; method=lora_rl has none"),
+    (["module.lr_multipliers={{w_head:0}}"], r"module.lr_multipliers.w_head: not a parameter group; allowed: w_d"),
 ])
 def test_bad_rl_input_gets_one_clear_line(tmp_path, overrides, message):
     base, _ = tiny_model()

@@ -1,8 +1,8 @@
 """Paired comparisons of scorings of the same problems: python experiments/smollm2_rl/compare.py REF OTHER [...]
 
 Each argument is a results.json of `python -m l2d.evaluate`; every OTHER is compared with REF on the problems
-both scored (l2d.tasks.summary.paired: problems whose score rose and fell, the change in points, the exact sign
-test — McNemar's with one completion per problem)."""
+both scored (l2d.tasks.summary.paired: problems whose score rose and fell, the change in points with its 95%
+interval over the problems, the exact sign test — McNemar's with one completion per problem)."""
 
 import json
 import sys
@@ -24,7 +24,8 @@ def main(reference: str, *others: str) -> None:
         pair = paired(base, found)
         print(f"{other}: {100 * summary['score']:.1f}% ({100 * summary['ci95_low']:.1f}-{100 * summary['ci95_high']:.1f}); "
               f"against the reference on {pair.problems} problems +{pair.gained} / -{pair.lost}, "
-              f"{100 * pair.change:+.1f} points, p = {pair.p:.2g}")
+              f"{100 * pair.change:+.1f} points ({100 * pair.ci95_low:+.1f} to {100 * pair.ci95_high:+.1f}), "
+              f"p = {pair.p:.2g}")
 
 
 if __name__ == "__main__":

@@ -145,15 +145,18 @@ def paired_table(found: Curves) -> str | None:
             for result in others:
                 pair = paired(reference.outcomes, result.outcomes)
                 rows.append([task_title(task), protocol, label, f"{reference.nfe:.1f} → {result.nfe:.1f}",
-                             str(pair.problems), f"+{pair.gained} / −{pair.lost}", f"{100 * pair.change:+.1f}",
+                             str(pair.problems), f"+{pair.gained} / −{pair.lost}",
+                             f"{100 * pair.change:+.1f} ({100 * pair.ci95_low:+.1f} to {100 * pair.ci95_high:+.1f})",
                              f"{pair.p:.3g}"])
     if not rows:
         return None
     return ("## More steps, paired on the same problems\n\nEach decoding against the same model's fewest-NFE "
             "diffusion decoding under the same protocol: problems it scores higher than the reference (+; with one "
-            "completion per problem, right where the reference was wrong) and lower (−), the change in points, and "
-            "the exact two-sided sign test (McNemar's test with one completion per problem).\n\n"
-            + markdown_table(["Task", "Protocol", "Model", "NFE", "Problems", "Gained / lost", "Change", "p"], rows))
+            "completion per problem, right where the reference was wrong) and lower (−), the change in points with its "
+            "95% interval (a bootstrap over the problems of their score differences), and the exact two-sided sign "
+            "test (McNemar's test with one completion per problem).\n\n"
+            + markdown_table(["Task", "Protocol", "Model", "NFE", "Problems", "Gained / lost", "Change (95%)", "p"],
+                             rows))
 
 
 def adaptive_table(found: Curves) -> str:

@@ -59,23 +59,30 @@ def bootstrap_interval(scores: Sequence[float], resamples: int = BOOTSTRAP_RESAM
 @dataclass
 class Paired:
     """Two scorings of the same problems: problems whose score rose (gained) or fell (lost), the change in
-    the mean score, and the exact two-sided sign test on the problems that changed (with one completion
-    per problem: McNemar's exact test)."""
+    the mean score with its 95% interval (a bootstrap over the problems of their score differences), and the
+    exact two-sided sign test on the problems that changed (with one completion per problem: McNemar's exact
+    test)."""
 
     problems: int
     gained: int
     lost: int
     change: float
     p: float
+    ci95_low: float
+    ci95_high: float
 
 
 def paired(reference: Mapping[str, float], other: Mapping[str, float]) -> Paired:
     """`reference` and `other`: problem id -> score (`problem_score`); compared on the ids both have."""
-    shared = reference.keys() & other.keys()
-    gained = sum(other[i] > reference[i] for i in shared)
-    lost = sum(other[i] < reference[i] for i in shared)
-    change = sum(other[i] - reference[i] for i in shared) / max(1, len(shared))
-    return Paired(len(shared), gained, lost, change, mcnemar_exact(gained, lost))
+    shared = sorted(reference.keys() & other.keys())
+    differences = [other[i] - reference[i] for i in shared]
+    gained = sum(d > 0 for d in differences)
+    lost = sum(d < 0 for d in differences)
+    change = sum(differences) / max(1, len(shared))
+    # The two scorings' noise is largely the same problems' difficulty, so the change's interval is far narrower
+    # than either score's: it is the one that says whether the change is beyond chance.
+    low, high = bootstrap_interval(differences) if shared else (0.0, 0.0)
+    return Paired(len(shared), gained, lost, change, mcnemar_exact(gained, lost), low, high)
 
 
 def summarize(results: Sequence[Mapping[str, Any]], metric: str = "accuracy", ks: Sequence[int] = ()) -> dict[str, Any]:

@@ -251,7 +251,7 @@ def test_more_steps_are_compared_on_the_same_problems(tmp_path, write_result):
     rows = section_table(render(tmp_path, tmp_path / "evals"), "More steps, paired")
     assert len(rows) == 1
     assert (rows[0]["NFE"], rows[0]["Problems"], rows[0]["Gained / lost"]) == ("3.0 → 31.0", "500", "+33 / −14")
-    assert rows[0]["Change"] == "+3.8" and float(rows[0]["p"]) == pytest.approx(0.00794, abs=1e-5)
+    assert rows[0]["Change (95%)"].startswith("+3.8 (+") and float(rows[0]["p"]) == pytest.approx(0.00794, abs=1e-5)
 
 
 def test_mcnemar_exact_matches_the_binomial_tail():
@@ -316,7 +316,7 @@ def test_the_recorded_protocol_names_the_row_and_sampled_scores_pair_by_problem(
     more = write_result("levels8", "gsm8k", "l2d_lora", 0.75, levels=8, n=4)
     with_records(more, [[True, True, True, False]] * 4, protocol)
     [row] = section_table(render(tmp_path, tmp_path / "evals"), "More steps, paired")
-    assert (row["Protocol"], row["Gained / lost"], row["Change"]) == ("paper", "+4 / −0", "+50.0")
+    assert (row["Protocol"], row["Gained / lost"], row["Change (95%)"]) == ("paper", "+4 / −0", "+50.0 (+50.0 to +50.0)")
     assert float(row["p"]) == pytest.approx(2 / 16)
 
 

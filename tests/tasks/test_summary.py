@@ -84,3 +84,17 @@ def test_paired_scores_count_problems_that_rose_and_fell():
     assert pair.p == pytest.approx(1.0)  # 2 against 1 is no evidence
     many = paired({str(i): 0.0 for i in range(20)}, {str(i): 1.0 for i in range(20)})
     assert many.p == pytest.approx(2 / 2**20)
+    assert (many.ci95_low, many.ci95_high) == (1.0, 1.0)
+
+
+def test_the_paired_interval_resolves_a_change_the_two_scores_intervals_cannot():
+    """33 problems gained and 14 lost of 500 (+3.8 points): the Wilson intervals of the two scores overlap, the
+    interval of the change, over the same problems, lies above 0; a change that is noise has 0 inside."""
+    reference = {str(i): float(i < 83) for i in range(500)}  # 69 right in both, 14 only here
+    other = {str(i): float(i < 69 or 83 <= i < 116) for i in range(500)}  # 33 only here
+    assert wilson_interval(102, 500)[0] < wilson_interval(83, 500)[1]
+    pair = paired(reference, other)
+    assert pair.change == pytest.approx(0.038) and pair.ci95_low < pair.change < pair.ci95_high
+    assert 0.005 < pair.ci95_low and pair.ci95_high < 0.075
+    noise = paired(reference, {str(i): float(i < 69 or 83 <= i < 97) for i in range(500)})  # +14 / -14
+    assert noise.ci95_low < 0 < noise.ci95_high

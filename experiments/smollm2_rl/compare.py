@@ -2,7 +2,7 @@
 
 Each argument is a results.json of `python -m l2d.evaluate`; every OTHER is compared with REF on the problems
 both scored (l2d.tasks.summary.paired: problems whose score rose and fell, the change in points with its 95%
-interval over the problems, the exact sign test — McNemar's with one completion per problem)."""
+interval over the problems, p of the exact paired permutation test — McNemar's with one completion per problem)."""
 
 import json
 import sys

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from l2d.report.tables import panel_title  # noqa: E402
 
 COLUMNS = 3  # subplots per figure row, one per task
 INCHES_PER_CHARACTER = 0.075  # of a legend label at the default font size
+RL_PANEL_INCHES = 5.0
 
 
 def colours(labels: Sequence[str]) -> dict[str, tuple]:
@@ -174,7 +176,7 @@ def rl_reward(runs: Sequence[TrainingRun], window: int = 5) -> Figure:
     each batch; line: the running mean of that level count's last `window` batches)."""
     labels = run_labels(runs)
     count = len(runs)
-    figure, axes = plt.subplots(1, count, figsize=(5.0 * count, 4.2), squeeze=False, layout="constrained")
+    figure, axes = plt.subplots(1, count, figsize=(RL_PANEL_INCHES * count, 4.2), squeeze=False, layout="constrained")
     levels = sorted({n for run in runs for n in run.reward_by_levels()})
     colour = colours([str(n) for n in levels])
     for ax, run in zip(axes.flat, runs):
@@ -185,7 +187,9 @@ def rl_reward(runs: Sequence[TrainingRun], window: int = 5) -> Figure:
             label = "plain LM" if n == 1 else f"levels {n}"
             ax.plot(batches, rewards, "o", alpha=0.35, color=colour[str(n)])
             ax.plot(batches, smooth, "-", color=colour[str(n)], label=label)
-        ax.set_title(labels[run])
+        # A run's label holds its overrides (paths among them): wrapped to its panel, not into the next one's.
+        title_width = int(0.8 * RL_PANEL_INCHES / INCHES_PER_CHARACTER)  # the axes take ~80% of the panel
+        ax.set_title(textwrap.fill(labels[run], title_width), fontsize="medium")
         ax.set_xlabel("rollout batch")
         ax.set_ylabel("mean verifier reward (%)")
         ax.grid(alpha=0.3)

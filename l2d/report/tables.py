@@ -132,8 +132,8 @@ def nfe_table(found: Curves, base: Curves) -> str:
 
 def paired_table(found: Curves) -> str | None:
     """Each fixed-grid decoding of a series against the series' fewest-NFE diffusion decoding, on the problems
-    both scored: problems whose score rose and fell, and the exact sign test (McNemar's with one completion per
-    problem). Paired, it resolves a change in steps that the two separate intervals cannot (their noise is
+    both scored: problems whose score rose and fell, the change with its interval, and the exact paired permutation
+    test (McNemar's with one completion per problem). Paired, it resolves a change in steps that the two separate intervals cannot (their noise is
     largely the same problems' difficulty)."""
     rows = []
     for (task, protocol), series in found.items():
@@ -153,8 +153,8 @@ def paired_table(found: Curves) -> str | None:
     return ("## More steps, paired on the same problems\n\nEach decoding against the same model's fewest-NFE "
             "diffusion decoding under the same protocol: problems it scores higher than the reference (+; with one "
             "completion per problem, right where the reference was wrong) and lower (−), the change in points with its "
-            "95% interval (a bootstrap over the problems of their score differences), and the exact two-sided sign "
-            "test (McNemar's test with one completion per problem).\n\n"
+            "95% interval (a bootstrap over the problems of their score differences), and p of the exact two-sided "
+            "paired permutation test of the score differences (McNemar's test with one completion per problem).\n\n"
             + markdown_table(["Task", "Protocol", "Model", "NFE", "Problems", "Gained / lost", "Change (95%)", "p"],
                              rows))
 

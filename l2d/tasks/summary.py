@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -25,14 +26,31 @@ def wilson_interval(successes: float, n: int, z: float = Z_95) -> tuple[float, f
     return min(p, max(0.0, center - half_width)), max(p, min(1.0, center + half_width))
 
 
-def mcnemar_exact(gained: int, lost: int) -> float:
-    """Two-sided exact McNemar p-value for two scorings of the same problems: `gained` problems only the
-    second gets right, `lost` only the first; under no difference each discordant problem is a fair coin."""
-    discordant = gained + lost
-    if discordant == 0:
+def sign_flip_p(differences: Sequence[float], max_denominator: int = 64) -> float:
+    """Two-sided exact paired permutation test of no change between two scorings of the same problems: under
+    no difference each problem's score difference is as likely to have either sign, so all 2^n sign flips are
+    equally likely, and p is the share of them whose total lies at least as far from 0 as the one observed.
+    With one completion per problem the differences are -1, 0 or 1 and this is McNemar's exact test; with
+    several it weighs each problem by how much its score moved, as the change and its interval do (a sign
+    test would count a problem that moved by 1/4 as one that moved by 1). Scores are fractions of a problem's
+    completions, so the differences are exact multiples of 1/lcm(completion counts) and the distribution of
+    the flipped total is computed exactly, one problem at a time."""
+    fractions = [Fraction(d).limit_denominator(max_denominator) for d in differences]
+    fractions = [f for f in fractions if f != 0]  # a problem that did not move adds nothing under any flip
+    if not fractions:
         return 1.0
-    tail = sum(math.comb(discordant, i) for i in range(min(gained, lost) + 1)) / 2 ** discordant
-    return min(1.0, 2 * tail)
+    scale = math.lcm(*(f.denominator for f in fractions))
+    steps = [int(abs(f) * scale) for f in fractions]
+    total = sum(steps)
+    observed = abs(sum(int(f * scale) for f in fractions))
+    # distribution[total + s]: probability that the flipped total is s; its support stays within ±total,
+    # so the rolls never wrap any mass around.
+    distribution = np.zeros(2 * total + 1)
+    distribution[total] = 1.0
+    for step in steps:
+        distribution = 0.5 * (np.roll(distribution, step) + np.roll(distribution, -step))
+    far = np.abs(np.arange(-total, total + 1)) >= observed
+    return min(1.0, float(distribution[far].sum()))
 
 
 def problem_score(result: Mapping[str, Any]) -> float:
@@ -59,9 +77,8 @@ def bootstrap_interval(scores: Sequence[float], resamples: int = BOOTSTRAP_RESAM
 @dataclass
 class Paired:
     """Two scorings of the same problems: problems whose score rose (gained) or fell (lost), the change in
-    the mean score with its 95% interval (a bootstrap over the problems of their score differences), and the
-    exact two-sided sign test on the problems that changed (with one completion per problem: McNemar's exact
-    test)."""
+    the mean score with its 95% interval (a bootstrap over the problems of their score differences), and p of
+    the exact paired permutation test (`sign_flip_p`; with one completion per problem, McNemar's exact test)."""
 
     problems: int
     gained: int
@@ -82,7 +99,7 @@ def paired(reference: Mapping[str, float], other: Mapping[str, float]) -> Paired
     # The two scorings' noise is largely the same problems' difficulty, so the change's interval is far narrower
     # than either score's: it is the one that says whether the change is beyond chance.
     low, high = bootstrap_interval(differences) if shared else (0.0, 0.0)
-    return Paired(len(shared), gained, lost, change, mcnemar_exact(gained, lost), low, high)
+    return Paired(len(shared), gained, lost, change, sign_flip_p(differences), low, high)
 
 
 def summarize(results: Sequence[Mapping[str, Any]], metric: str = "accuracy", ks: Sequence[int] = ()) -> dict[str, Any]:

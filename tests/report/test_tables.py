@@ -254,12 +254,16 @@ def test_more_steps_are_compared_on_the_same_problems(tmp_path, write_result):
     assert rows[0]["Change (95%)"].startswith("+3.8 (+") and float(rows[0]["p"]) == pytest.approx(0.00794, abs=1e-5)
 
 
-def test_mcnemar_exact_matches_the_binomial_tail():
-    from l2d.tasks.summary import mcnemar_exact
+def test_with_one_completion_the_paired_p_is_mcnemars_exact_binomial_tail():
+    from l2d.tasks.summary import sign_flip_p
 
-    assert mcnemar_exact(0, 0) == 1.0 and mcnemar_exact(5, 5) == 1.0
-    assert mcnemar_exact(6, 0) == pytest.approx(2 / 64)  # all six discordant problems one way
-    assert mcnemar_exact(3, 1) == mcnemar_exact(1, 3) == pytest.approx(2 * 5 / 16)
+    def mcnemar(gained, lost):  # differences of right/wrong: +1 gained, -1 lost, 0 unchanged
+        return sign_flip_p([1.0] * gained + [-1.0] * lost + [0.0] * 7)
+
+    assert mcnemar(0, 0) == 1.0 and mcnemar(5, 5) == 1.0
+    assert mcnemar(6, 0) == pytest.approx(2 / 64)  # all six discordant problems one way
+    assert mcnemar(3, 1) == mcnemar(1, 3) == pytest.approx(2 * 5 / 16)
+    assert mcnemar(33, 14) == pytest.approx(0.00794, abs=1e-5)
 
 
 def test_a_later_decoding_field_at_its_default_shares_the_older_results_row(tmp_path, write_result):
@@ -340,3 +344,26 @@ def test_an_rl_stage_reports_its_reward_by_level_count(tmp_path):
     assert [(r["Levels"], r["Batches"], r["First third"], r["Last third"], r["Change"]) for r in rows] == [
         ("2", "3", "10.0", "20.0", "+10.0"), ("8", "3", "20.0", "40.0", "+20.0")]
     assert (tmp_path / "report" / "rl_reward.png").stat().st_size > 0
+
+
+def test_rl_panels_wrap_long_run_names_instead_of_running_into_each_other():
+    """Two RL stages named by their long overrides (export paths among them): each panel's title stays over
+    its own panel, clear of its neighbour's and inside the figure."""
+    from pathlib import Path
+
+    from l2d.report.plots import rl_reward
+    from l2d.report.records import TrainingRun
+
+    init = "init=experiments/runs/a_long_experiment_name/" + "nested/" * 4 + "export"
+    runs = [TrainingRun(path=Path(f"runs/{name}"), method=method, overrides=[f"method={method}", f"{init}/{name}",
+                                                                           "module.lr_multipliers={w_d:0,conditioning:0}"],
+                        trainable_parameters=None, wall_seconds=None,
+                        columns={"rl/reward": [0.1, 0.2, 0.3], "rl/levels": [2, 8, 2] if method == "l2d_rl" else [1] * 3})
+            for name, method in (("lora_rl", "lora_rl"), ("l2d_rl", "l2d_rl"))]
+    figure = rl_reward(runs)
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    left, right = (ax.title.get_window_extent(renderer) for ax in figure.axes[:2])
+    assert "\n" in figure.axes[0].get_title()
+    assert left.x1 < right.x0, (left, right)
+    assert 0 <= left.x0 and right.x1 <= figure.bbox.x1

@@ -81,7 +81,7 @@ def test_paired_scores_count_problems_that_rose_and_fell():
     pair = paired(reference, other)
     assert (pair.problems, pair.gained, pair.lost) == (4, 2, 1)
     assert pair.change == pytest.approx((0.75 + 0 - 0.5 + 0.75) / 4)
-    assert pair.p == pytest.approx(1.0)  # 2 against 1 is no evidence
+    assert pair.p == pytest.approx(4 / 8)  # of the 8 sign flips of (+3, -2, +3)/4, 4 reach |total| >= 4/4
     many = paired({str(i): 0.0 for i in range(20)}, {str(i): 1.0 for i in range(20)})
     assert many.p == pytest.approx(2 / 2**20)
     assert (many.ci95_low, many.ci95_high) == (1.0, 1.0)
@@ -98,3 +98,28 @@ def test_the_paired_interval_resolves_a_change_the_two_scores_intervals_cannot()
     assert 0.005 < pair.ci95_low and pair.ci95_high < 0.075
     noise = paired(reference, {str(i): float(i < 69 or 83 <= i < 97) for i in range(500)})  # +14 / -14
     assert noise.ci95_low < 0 < noise.ci95_high
+
+
+def test_the_paired_p_is_the_exact_share_of_sign_flips_at_least_as_far_from_zero():
+    """Against brute force over all 2^n flips of the score differences (quarters: four completions each)."""
+    import itertools
+
+    from l2d.tasks.summary import sign_flip_p
+
+    differences = [1.0, 0.75, -0.25, 0.5, 0.0, -1.0, 0.25, 0.75, 0.5, -0.5, 1.0]
+    moved = [d for d in differences if d]
+    observed = abs(sum(moved))
+    flips = list(itertools.product((1, -1), repeat=len(moved)))
+    expected = sum(abs(sum(s * d for s, d in zip(signs, moved))) >= observed - 1e-9 for signs in flips) / len(flips)
+    assert sign_flip_p(differences) == pytest.approx(expected)
+    assert sign_flip_p([0.0, 0.0]) == 1.0 and sign_flip_p([]) == 1.0
+
+
+def test_the_paired_p_weighs_how_far_each_score_moved():
+    """10 problems gained a whole point, 12 lost a quarter: a sign test sees more losses than gains (p = 0.83);
+    the change (+0.28 points per 22 problems) is clear once each problem counts as much as it moved."""
+    from l2d.tasks.summary import sign_flip_p
+
+    differences = [1.0] * 10 + [-0.25] * 12
+    assert sign_flip_p(differences) < 0.05
+    assert sign_flip_p([1.0] * 10 + [-1.0] * 12) > 0.5  # as many whole points lost: no evidence

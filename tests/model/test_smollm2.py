@@ -61,12 +61,17 @@ def test_the_cached_copy_of_the_gguf_is_the_same_model(monkeypatch, tmp_path):
         assert torch.equal(cached(torch.tensor([ids])).logits, de_quantized(torch.tensor([ids])).logits)
 
 
-def test_the_default_job_learns_to_read_x_t(tmp_path):
+def test_the_default_job_learns_the_answer_format(tmp_path):
     """The guard of experiments/smollm2_short_answers: 30 optimizer steps of the default job (short answers,
-    the mirror start, its learning rate) on the real weights bring the validation loss at t = 1, where the
-    path is handed the answer, far below t = 0, the frozen base. A path that stops reading x_t (a sign,
-    scale or timing mismatch, a start with no gradient, a wrong learning rate) leaves them equal: the
-    mirror start makes the fused logits the base's at every t."""
+    the mirror start, its learning rate) on the real weights bring the validation loss far below t = 0, the
+    frozen base, both at t = 1, where the path is handed the answer, and at t = 0.25, where x_t is noise at
+    sigma 64 and only the context speaks. A path that gets no gradient, a wrong learning rate or a fusion that
+    ignores it leaves them equal: the mirror start makes the fused logits the base's at every t.
+
+    Whether it reads x_t yet after 30 steps depends on the trajectory, not only on the code. Measured with
+    seeds 0-2 and with the CPU's AVX2 and AVX-512 kernels, the loss at t = 1 lay from 0.27 below to 0.11
+    above the context-only t = 0.25 (60 steps: 0.04 to 0.07 below), so it is no test here; reading x_t is
+    guarded on the finetuned base below, where it holds."""
     from l2d.train import train
     from tests.compose import compose_config
 
@@ -74,11 +79,9 @@ def test_the_default_job_learns_to_read_x_t(tmp_path):
     cfg = compose_config("train", [f"trainer.max_steps={steps}", f"trainer.val_check_interval={2 * steps}",
                                    "data.val_size=32", "trainer.enable_progress_bar=false", "export=false"], tmp_path)
     metrics = train(cfg)
-    at_0, at_1 = metrics["val/loss_at_t0"], metrics["val/loss_at_t1"]
+    at_0, at_1, context = metrics["val/loss_at_t0"], metrics["val/loss_at_t1"], metrics["val/loss_at_t0.25"]
     assert metrics["global_step"] == steps and at_0 > 2.0  # the base does not know the answer format
-    assert at_1 < 0.6 * at_0, (at_0, at_1)  # measured: 3.36 -> 1.25
-    # and beyond what the context alone gives (t = 0.25, where x_t is noise at sigma 64): x_t itself is read
-    assert at_1 < metrics["val/loss_at_t0.25"] - 0.1, metrics  # measured: 1.25 against 1.55
+    assert at_1 < 0.6 * at_0 and context < 0.6 * at_0, metrics  # measured: 3.36 -> 1.44 and 1.47
 
 
 def test_the_path_learns_to_read_x_t_on_a_finetuned_base(tmp_path):

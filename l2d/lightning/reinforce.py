@@ -208,7 +208,9 @@ class ReinforceModule(TrainableCheckpoints):
             for start in range(0, len(informative), self.rows_per_pass):
                 rows = informative[start:start + self.rows_per_pass]
                 length = int(done.lengths[rows].max())
-                parts = self.losses(done, rows, chosen_all[rows, :length], advantages, with_kl and update == 0)
+                # A KL penalty is part of every update's loss; a KL only measured is measured once a batch.
+                parts = self.losses(done, rows, chosen_all[rows, :length], advantages,
+                                    with_kl and (self.kl > 0 or update == 0))
                 loss = parts["surrogate"].sum() / total + (self.kl * parts["kl"].sum() / total if self.kl else 0.0)
                 self.manual_backward(loss)
                 if update == 0:

@@ -178,6 +178,24 @@ def test_lr_multipliers_hold_a_part_of_the_path_through_rl(tmp_path):
     assert moved["lora_B"] and moved["translation"]
 
 
+def test_a_kl_penalty_is_in_every_updates_loss(tmp_path):
+    """method.reinforce.kl > 0 with several updates per rollout batch: each update's loss carries the KL to the
+    start (it used to be computed for the first update only, so the second found no KL term and failed);
+    at kl = 0 the KL is only measured, once a batch, every kl_every batches."""
+    def fitted_with(kl: float) -> list[bool]:
+        model, tokenizer = l2d_policy()
+        module = module_for(model, tokenizer, kl=kl, updates=3, kl_every=2)
+        calls, losses = [], module.losses
+        module.losses = lambda *args: calls.append(args[-1]) or losses(*args)
+        fit(module, tmp_path / f"kl{kl}", steps=2)
+        return calls
+
+    penalised = fitted_with(0.5)
+    assert penalised and all(penalised)
+    measured = fitted_with(0.0)
+    assert 0 < sum(measured) < len(measured)  # batch 0's first update only
+
+
 def test_the_rl_stage_takes_lr_multipliers_from_the_command_line(tmp_path):
     from l2d.train import reinforcement
     from tests.compose import compose_config

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# experiments/smollm2_rl/on_lora.sh: L2D on the LoRA model + RL, the fair match for LoRA + RL. L2D on the frozen
+# base starts 18 points behind LoRA (smollm2_short_answers), so run.sh's and sigma8.sh's RL arms cannot be told
+# apart from LoRA + RL by their start alone; L2D on the LoRA model starts where LoRA is (it is the LoRA model at
+# t = 0). Arms, on smollm2_short_answers' LoRA export (trained here with run.sh's command when missing):
+#   lora_rl      run.sh's GRPO in token space on it (one action per token)
+#   on_lora      L2D on the LoRA model with w_d held open (smollm2_short_answers/sweep.sh's on_lora_w_d_held)
+#   on_lora_rl   run.sh's GRPO through the chain on it, w_d still held, x̂ sampled at 0.5 (as sigma8.sh)
+# then every arm on the 500 test problems under both protocols (the LoRA arms once, the L2D arms at levels 8, 2
+# and 16, to t = 1), the paired comparisons and the report.
+#
+#   bash experiments/smollm2_rl/on_lora.sh [OUT]     (OUT: experiments/runs/smollm2_rl_on_lora; ARMS: as run.sh)
+#
+# Resumable like run.sh, and like it two copies may run at once (e.g. one thread each; experiments/stage.sh).
+set -euo pipefail
+arms=${ARMS:-experiments/runs/smollm2_short_answers}
+out=${1:-experiments/runs/smollm2_rl_on_lora}
+source "$(dirname "$0")/arms.sh"
+held='module.lr_multipliers={w_d:0,conditioning:0}'  # w_d(t) = t on every channel, as the path started
+
+train() {  # directory, overrides...: resumes from its last checkpoint
+  local directory=$1; shift
+  local resume=()
+  [[ -f $directory/checkpoints/last.ckpt ]] && resume=("ckpt_path=$directory/checkpoints/last.ckpt")
+  stage "train $(basename "$directory")" "$directory/export" python -m l2d.train experiment=short_answers "$@" \
+    trainer.enable_progress_bar=false "${resume[@]}" hydra.run.dir="$directory"
+}
+
+lora=$arms/lora/export
+start=$out/on_lora/export
+train "$arms/lora" method=lora trainer.val_check_interval=0.25  # smollm2_short_answers/run.sh's arm
+after "$lora"
+train "$out/on_lora" finetuned="$lora" lr=3e-4 "$held"
+reinforce lora_rl method=lora_rl init="$lora"  # a second copy takes this while the first trains on_lora
+after "$start"
+reinforce on_lora_rl method=l2d_rl init="$start" "$held" method.reinforce.x1_temperature=0.5
+
+# What exists first is scored first, so that a copy free while the other trains has work.
+for protocol in greedy paper; do
+  evaluate "$protocol" lora checkpoint="$lora"
+done
+after "$out/lora_rl/export"
+for protocol in greedy paper; do
+  evaluate "$protocol" lora_rl checkpoint="$out/lora_rl/export"
+done
+for arm in on_lora on_lora_rl; do
+  export=$start
+  [[ $arm == on_lora_rl ]] && export=$out/on_lora_rl/export
+  after "$export"
+  for protocol in greedy paper; do
+    for levels in 8 2; do  # levels 1 is the LoRA model for both (exact at t = 0): the lora row
+      evaluate "$protocol" "${arm}_levels$levels" checkpoint="$export" solver.levels="$levels"
+    done
+  done
+done
+for arm in on_lora_rl on_lora; do
+  export=$start
+  [[ $arm == on_lora_rl ]] && export=$out/on_lora_rl/export
+  evaluate greedy "${arm}_levels16" checkpoint="$export" solver.levels=16
+done
+
+# Once every score exists (another copy may still be scoring): the paired comparisons and the report.
+scored() { echo "$out/eval/$1"/{on_lora_rl_levels2,on_lora_rl_levels8,lora_rl,on_lora_levels2,on_lora_levels8,lora}/results.json; }
+ls $(scored greedy) $(scored paper) "$out"/eval/greedy/{on_lora_rl,on_lora}_levels16/results.json > /dev/null 2>&1 || exit 0
+for protocol in greedy paper; do
+  e=$out/eval/$protocol
+  for arm in on_lora_rl on_lora; do  # more steps, same model (levels 16 scored greedily only)
+    python experiments/smollm2_rl/compare.py "$e/${arm}_levels2/results.json" "$e/${arm}_levels8/results.json" \
+      $(ls "$e/${arm}_levels16/results.json" 2> /dev/null)
+  done
+  for reference in lora_rl lora; do  # the token-space arms against the diffusion ones at levels 8
+    python experiments/smollm2_rl/compare.py "$e/$reference/results.json" "$e/on_lora_rl_levels8/results.json" \
+      "$e/on_lora_levels8/results.json" $([[ $reference != lora ]] && echo "$e/lora/results.json")
+  done
+  for levels in 2 8; do  # what RL changed, at the same levels
+    python experiments/smollm2_rl/compare.py "$e/on_lora_levels$levels/results.json" "$e/on_lora_rl_levels$levels/results.json"
+  done
+done
+stage report "$out/report/report.md" python -m l2d.report out="$out/report" inputs="[$out]"
+column -t -s $'\t' "$out/stages.tsv"

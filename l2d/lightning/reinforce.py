@@ -168,14 +168,17 @@ class ReinforceModule(TrainableCheckpoints):
             return chain_log_probs(self.network, done, rows, chosen)
         return token_log_probs(self.network, done, rows)
 
+    def start_log_probs(self, done: Rollout, rows: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+        """The starting policy's log-probabilities of the chosen actions (no gradient), for the KL to it. Score
+        it before the gradient pass of `losses`: swapping the weights afterwards would invalidate that graph."""
+        with torch.no_grad(), swapped([p for _, p in self.network.trainable_named_parameters()], self.start):
+            return self.scored(done, rows, chosen).log_probs
+
     def losses(self, done: Rollout, rows: torch.Tensor, chosen: torch.Tensor, advantages: torch.Tensor,
-               with_kl: bool) -> dict[str, torch.Tensor]:
-        """Per completion of `rows`: the surrogate and the KL to the start, each the mean over its chosen
-        stochastic actions (the unbiased estimate of its chain's mean), and the entropies and ratios."""
-        reference = None
-        if with_kl:  # first: swapping the weights after the gradient pass would invalidate its graph
-            with torch.no_grad(), swapped([p for _, p in self.network.trainable_named_parameters()], self.start):
-                reference = self.scored(done, rows, chosen).log_probs
+               reference: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Per completion of `rows`: the surrogate and, given the start's log-probabilities (`reference`), the
+        KL to the start, each the mean over its chosen stochastic actions (the unbiased estimate of its chain's
+        mean), and the entropies and ratios."""
         now = self.scored(done, rows, chosen)
         length = now.log_probs.shape[1]
         old = done.log_probs[rows, :length].gather(2, chosen)
@@ -200,17 +203,21 @@ class ReinforceModule(TrainableCheckpoints):
         total = advantages.numel()
         generator = torch.Generator(self.device).manual_seed(seeded(self.seed, number, 3))
         chosen_all = choose_actions(done.lengths, done.actions.shape[-1], self.actions_per_token, generator)
-        with_kl = self.kl > 0 or number % self.kl_every == 0
+        measure_kl = self.kl > 0 or number % self.kl_every == 0
         optimizer, scheduler = self.optimizers(), self.lr_schedulers()
         logged: dict[str, list[torch.Tensor]] = {}
+        references: dict[int, torch.Tensor] = {}  # chunk -> the start's log-probs: fixed through the updates
         for update in range(self.updates):
             optimizer.zero_grad(set_to_none=True)
             for start in range(0, len(informative), self.rows_per_pass):
                 rows = informative[start:start + self.rows_per_pass]
                 length = int(done.lengths[rows].max())
+                chosen = chosen_all[rows, :length]
+                if update == 0 and measure_kl:
+                    references[start] = self.start_log_probs(done, rows, chosen)
                 # A KL penalty is part of every update's loss; a KL only measured is measured once a batch.
-                parts = self.losses(done, rows, chosen_all[rows, :length], advantages,
-                                    with_kl and (self.kl > 0 or update == 0))
+                reference = references.get(start) if update == 0 or self.kl else None
+                parts = self.losses(done, rows, chosen, advantages, reference)
                 loss = parts["surrogate"].sum() / total + (self.kl * parts["kl"].sum() / total if self.kl else 0.0)
                 self.manual_backward(loss)
                 if update == 0:

@@ -113,7 +113,7 @@ def test_one_policy_gradient_step_moves_an_actions_log_prob_with_its_advantage(s
     chosen = choose_actions(done.lengths[rows], done.nfe, done.nfe)
     advantages = torch.tensor([sign, 0.0])
     before = chain_log_probs(model, done, rows, chosen).log_probs.sum().item()
-    loss = module.losses(done, rows, chosen, advantages, with_kl=False)["surrogate"].sum()
+    loss = module.losses(done, rows, chosen, advantages)["surrogate"].sum()
     loss.backward()
     with torch.no_grad():
         for _, p in model.trainable_named_parameters():
@@ -181,18 +181,21 @@ def test_lr_multipliers_hold_a_part_of_the_path_through_rl(tmp_path):
 def test_a_kl_penalty_is_in_every_updates_loss(tmp_path):
     """method.reinforce.kl > 0 with several updates per rollout batch: each update's loss carries the KL to the
     start (it used to be computed for the first update only, so the second found no KL term and failed);
-    at kl = 0 the KL is only measured, once a batch, every kl_every batches."""
-    def fitted_with(kl: float) -> list[bool]:
+    at kl = 0 the KL is only measured, once a batch, every kl_every batches. The start's log-probabilities
+    of a batch's actions are scored once, not once per update."""
+    def fitted_with(kl: float) -> tuple[list[bool], int]:
         model, tokenizer = l2d_policy()
         module = module_for(model, tokenizer, kl=kl, updates=3, kl_every=2)
-        calls, losses = [], module.losses
-        module.losses = lambda *args: calls.append(args[-1]) or losses(*args)
+        calls, starts, losses, start_log_probs = [], [], module.losses, module.start_log_probs
+        module.losses = lambda *args: calls.append(args[-1] is not None) or losses(*args)
+        module.start_log_probs = lambda *args: starts.append(1) or start_log_probs(*args)
         fit(module, tmp_path / f"kl{kl}", steps=2)
-        return calls
+        return calls, len(starts)
 
-    penalised = fitted_with(0.5)
+    penalised, scored = fitted_with(0.5)
     assert penalised and all(penalised)
-    measured = fitted_with(0.0)
+    assert 3 * scored == len(penalised)  # three updates of each chunk, one scoring of its start
+    measured, _ = fitted_with(0.0)
     assert 0 < sum(measured) < len(measured)  # batch 0's first update only
 
 
@@ -230,7 +233,8 @@ def test_lora_in_token_space_one_action_per_token(tmp_path):
     valid = done.valid[:, :scored.log_probs.shape[1]]
     torch.testing.assert_close(scored.log_probs[..., 0][valid], done.log_probs[:, :valid.shape[1], 0][valid],
                                atol=1e-4, rtol=1e-4)
-    losses = module.losses(done, rows, choose_actions(done.lengths, 1, 1), torch.ones(len(rows)), with_kl=True)
+    chosen = choose_actions(done.lengths, 1, 1)
+    losses = module.losses(done, rows, chosen, torch.ones(len(rows)), module.start_log_probs(done, rows, chosen))
     assert losses["kl"].abs().max() < 1e-5  # the start itself
     fit(module, tmp_path / "run", steps=2)
     assert any(not torch.equal(a, p) for a, (_, p) in zip(start, policy.trainable_named_parameters()))

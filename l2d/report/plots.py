@@ -23,6 +23,8 @@ from l2d.report.tables import panel_title  # noqa: E402
 COLUMNS = 3  # subplots per figure row, one per task
 INCHES_PER_CHARACTER = 0.075  # of a legend label at the default font size
 RL_PANEL_INCHES = 5.0
+# A run's label holds its overrides (paths among them): wrapped to its panel (the axes take ~80% of it).
+RL_TITLE_CHARACTERS = int(0.8 * RL_PANEL_INCHES / INCHES_PER_CHARACTER)
 
 
 def colours(labels: Sequence[str]) -> dict[str, tuple]:
@@ -187,9 +189,7 @@ def rl_reward(runs: Sequence[TrainingRun], window: int = 5) -> Figure:
             label = "plain LM" if n == 1 else f"levels {n}"
             ax.plot(batches, rewards, "o", alpha=0.35, color=colour[str(n)])
             ax.plot(batches, smooth, "-", color=colour[str(n)], label=label)
-        # A run's label holds its overrides (paths among them): wrapped to its panel, not into the next one's.
-        title_width = int(0.8 * RL_PANEL_INCHES / INCHES_PER_CHARACTER)  # the axes take ~80% of the panel
-        ax.set_title(textwrap.fill(labels[run], title_width), fontsize="medium")
+        ax.set_title(textwrap.fill(labels[run], RL_TITLE_CHARACTERS), fontsize="medium")
         ax.set_xlabel("rollout batch")
         ax.set_ylabel("mean verifier reward (%)")
         ax.grid(alpha=0.3)

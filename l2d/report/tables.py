@@ -132,9 +132,9 @@ def nfe_table(found: Curves, base: Curves) -> str:
 
 def paired_table(found: Curves) -> str | None:
     """Each fixed-grid decoding of a series against the series' fewest-NFE diffusion decoding, on the problems
-    both scored: problems whose score rose and fell, the change with its interval, and the exact paired permutation
-    test (McNemar's with one completion per problem). Paired, it resolves a change in steps that the two separate intervals cannot (their noise is
-    largely the same problems' difficulty)."""
+    both scored: problems whose score rose and fell, the change with its interval, and the exact paired
+    permutation test (McNemar's with one completion per problem). Paired, it resolves a change in steps that the
+    two separate intervals cannot (their noise is largely the same problems' difficulty)."""
     rows = []
     for (task, protocol), series in found.items():
         for label, members in series.items():

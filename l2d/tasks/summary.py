@@ -40,9 +40,10 @@ def sign_flip_p(differences: Sequence[float], max_denominator: int = 64) -> floa
     if not fractions:
         return 1.0
     scale = math.lcm(*(f.denominator for f in fractions))
-    steps = [int(abs(f) * scale) for f in fractions]
+    moves = [int(f * scale) for f in fractions]  # exact: every fraction's denominator divides scale
+    steps = [abs(move) for move in moves]
     total = sum(steps)
-    observed = abs(sum(int(f * scale) for f in fractions))
+    observed = abs(sum(moves))
     # distribution[total + s]: probability that the flipped total is s; its support stays within ±total,
     # so the rolls never wrap any mass around.
     distribution = np.zeros(2 * total + 1)

@@ -22,3 +22,18 @@ stage() {  # name, file that exists once done, command...
 after() {  # path: wait until it exists (another copy may be making it)
   until [[ -e $1 ]]; do sleep 30; done
 }
+
+train() {  # name, run directory, overrides...: a `python -m l2d.train` stage, resumed from the run's last checkpoint
+  local name=$1 directory=$2 resume=()
+  shift 2
+  [[ -f $directory/checkpoints/last.ckpt ]] && resume=("ckpt_path=$directory/checkpoints/last.ckpt")
+  stage "train $name" "$directory/export" python -m l2d.train "$@" trainer.enable_progress_bar=false "${resume[@]}" \
+    hydra.run.dir="$directory"
+}
+
+# The short-answer arithmetic scoring (smollm2_short_answers, smollm2_rl): every arm decoded and scored alike.
+evaluate() {  # protocol, name, overrides...
+  local protocol=$1 name=$2; shift 2
+  stage "evaluate $protocol $name" "$out/eval/$protocol/$name/results.json" python -m l2d.evaluate task=arithmetic \
+    protocol="$protocol" max_new_tokens=8 batch_size=100 progress=false "$@" hydra.run.dir="$out/eval/$protocol/$name"
+}

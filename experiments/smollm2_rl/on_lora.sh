@@ -18,19 +18,12 @@ out=${1:-experiments/runs/smollm2_rl_on_lora}
 source "$(dirname "$0")/arms.sh"
 held='module.lr_multipliers={w_d:0,conditioning:0}'  # w_d(t) = t on every channel, as the path started
 
-train() {  # directory, overrides...: resumes from its last checkpoint
-  local directory=$1; shift
-  local resume=()
-  [[ -f $directory/checkpoints/last.ckpt ]] && resume=("ckpt_path=$directory/checkpoints/last.ckpt")
-  stage "train $(basename "$directory")" "$directory/export" python -m l2d.train experiment=short_answers "$@" \
-    trainer.enable_progress_bar=false "${resume[@]}" hydra.run.dir="$directory"
-}
-
 lora=$arms/lora/export
 start=$out/on_lora/export
-train "$arms/lora" method=lora trainer.val_check_interval=0.25  # smollm2_short_answers/run.sh's arm
+# smollm2_short_answers/run.sh's arm
+train lora "$arms/lora" experiment=short_answers method=lora trainer.val_check_interval=0.25
 after "$lora"
-train "$out/on_lora" finetuned="$lora" lr=3e-4 "$held"
+train on_lora "$out/on_lora" experiment=short_answers finetuned="$lora" lr=3e-4 "$held"
 reinforce lora_rl method=lora_rl init="$lora"  # a second copy takes this while the first trains on_lora
 after "$start"
 reinforce on_lora_rl method=l2d_rl init="$start" "$held" method.reinforce.x1_temperature=0.5
@@ -43,20 +36,17 @@ after "$out/lora_rl/export"
 for protocol in greedy paper; do
   evaluate "$protocol" lora_rl checkpoint="$out/lora_rl/export"
 done
+declare -A exports=([on_lora]=$start [on_lora_rl]=$out/on_lora_rl/export)
 for arm in on_lora on_lora_rl; do
-  export=$start
-  [[ $arm == on_lora_rl ]] && export=$out/on_lora_rl/export
-  after "$export"
+  after "${exports[$arm]}"
   for protocol in greedy paper; do
     for levels in 8 2; do  # levels 1 is the LoRA model for both (exact at t = 0): the lora row
-      evaluate "$protocol" "${arm}_levels$levels" checkpoint="$export" solver.levels="$levels"
+      evaluate "$protocol" "${arm}_levels$levels" checkpoint="${exports[$arm]}" solver.levels="$levels"
     done
   done
 done
 for arm in on_lora_rl on_lora; do
-  export=$start
-  [[ $arm == on_lora_rl ]] && export=$out/on_lora_rl/export
-  evaluate greedy "${arm}_levels16" checkpoint="$export" solver.levels=16
+  evaluate greedy "${arm}_levels16" checkpoint="${exports[$arm]}" solver.levels=16
 done
 
 # Once every score exists (another copy may still be scoring): the paired comparisons and the report.

@@ -16,21 +16,19 @@ out=${1:-experiments/runs/smollm2_rl_sigma8}
 source "$(dirname "$0")/arms.sh"
 
 start=$sweep/sigma8/export
-stage "train sigma8" "$start" python -m l2d.train experiment=short_answers sigma=8 trainer.enable_progress_bar=false \
-  hydra.run.dir="$sweep/sigma8"
+train sigma8 "$sweep/sigma8" experiment=short_answers sigma=8
 
 after "$start"
 reinforce l2d_rl method=l2d_rl init="$start" method.reinforce.x1_temperature=0.5
 
 # The start first (a copy free while another trains scores it), then the RL arm; greedy (cheap) before the paper's
 # sampling (4 completions).
+declare -A exports=([sigma8]=$start [sigma8_rl]=$out/l2d_rl/export)
 for arm in sigma8 sigma8_rl; do
-  export=$start
-  [[ $arm == sigma8_rl ]] && export=$out/l2d_rl/export
-  after "$export"
+  after "${exports[$arm]}"
   for protocol in greedy paper; do
     for levels in 2 8 16 4; do  # levels 1 is the frozen LM for both arms (exact at t = 0, tested)
-      evaluate "$protocol" "${arm}_levels$levels" checkpoint="$export" solver.levels="$levels"
+      evaluate "$protocol" "${arm}_levels$levels" checkpoint="${exports[$arm]}" solver.levels="$levels"
     done
   done
 done

@@ -19,18 +19,9 @@ set -euo pipefail
 out=${1:-experiments/runs/smollm2_short_answers}
 source "$(dirname "$0")/../stage.sh"
 
-train() {  # arm, overrides...
+train_arm() {  # arm, overrides...
   local arm=$1; shift
-  local resume=()
-  [[ -f $out/$arm/checkpoints/last.ckpt ]] && resume=("ckpt_path=$out/$arm/checkpoints/last.ckpt")
-  stage "train $arm" "$out/$arm/export" python -m l2d.train experiment=short_answers "$@" "${resume[@]}" \
-    trainer.val_check_interval=0.25 trainer.enable_progress_bar=false hydra.run.dir="$out/$arm"
-}
-
-evaluate() {  # protocol, name, overrides...
-  local protocol=$1 name=$2; shift 2
-  stage "evaluate $protocol $name" "$out/eval/$protocol/$name/results.json" python -m l2d.evaluate task=arithmetic \
-    protocol="$protocol" max_new_tokens=8 batch_size=100 progress=false "$@" hydra.run.dir="$out/eval/$protocol/$name"
+  train "$arm" "$out/$arm" experiment=short_answers "$@" trainer.val_check_interval=0.25
 }
 
 l2d() {  # protocol, arm, levels, t_final, overrides...: one L2D decoding of an arm
@@ -39,9 +30,9 @@ l2d() {  # protocol, arm, levels, t_final, overrides...: one L2D decoding of an 
     solver.t_final="$t_final" "$@"
 }
 
-train lora method=lora
-train l2d_base
-train l2d_on_lora finetuned="$out/lora/export" lr=3e-4  # 1e-3 collapses w_d on a finetuned base (validation)
+train_arm lora method=lora
+train_arm l2d_base
+train_arm l2d_on_lora finetuned="$out/lora/export" lr=3e-4  # 1e-3 collapses w_d on a finetuned base (validation)
 
 # Greedily the diffusion path is scored at t_final = 0.9: chosen on the validation split (at t = 1 the path is
 # handed a clean x, which training never shows it at σ = 64; levels 8 scored 21% at t_final 1 and 26% at 0.9

@@ -5,8 +5,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/../stage.sh"
 
 reinforce() {  # arm, overrides...: resumes from the arm's last checkpoint
   local arm=$1; shift
-  train "$arm" "$out/$arm" experiment=short_answers "$@" \
-    method.reinforce.steps="$steps" method.reinforce.group_size=16 method.reinforce.updates=2 lr=1e-4 \
-    callbacks.model_checkpoint.every_n_train_steps=10 trainer.val_check_interval=0.5
+  train "$arm" "$out/$arm" experiment=short_answers method.reinforce.steps="$steps" method.reinforce.group_size=16 \
+    method.reinforce.updates=2 lr=1e-4 callbacks.model_checkpoint.every_n_train_steps=10 \
+    trainer.val_check_interval=0.5 "$@"  # last, so an arm's own override (e.g. lr) wins
 }
 

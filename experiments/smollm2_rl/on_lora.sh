@@ -6,6 +6,9 @@
 #   lora_rl      run.sh's GRPO in token space on it (one action per token)
 #   on_lora      L2D on the LoRA model with w_d held open (smollm2_short_answers/sweep.sh's on_lora_w_d_held)
 #   on_lora_rl   run.sh's GRPO through the chain on it, w_d still held, x̂ sampled at 0.5 (as sigma8.sh)
+#   on_lora_sigma8, on_lora_sigma8_rl   the same two at σ 8, where x_t is readable early enough for the chain to
+#                refine (sigma8.sh: steps paid there after RL, but from the frozen base's 20%)
+#   lora_rl_lr3e-5, lora_rl_lr1e-5, lora_rl_kl0.04   LoRA + RL's candidates, chosen on validation
 # then every arm on the 500 test problems under both protocols (the LoRA arms once, the L2D arms at levels 8, 2
 # and 16, to t = 1), the paired comparisons and the report.
 #
@@ -34,12 +37,21 @@ for lr in 3e-5 1e-5; do
   reinforce "lora_rl_lr$lr" method=lora_rl init="$lora" lr="$lr"
   token_arms+=("lora_rl_lr$lr")
 done
+sigma8=$out/on_lora_sigma8/export
+train on_lora_sigma8 "$out/on_lora_sigma8" experiment=short_answers finetuned="$lora" lr=3e-4 sigma=8 "$held"
+# GRPO's usual KL weight (DeepSeekMath's β) at the chain's learning rate: does a penalty hold the token-space
+# policy near the LoRA model, where 1e-4 without one drifted? (a second copy takes it while the first trains σ 8)
+reinforce lora_rl_kl0.04 method=lora_rl init="$lora" method.reinforce.kl=0.04
+token_arms+=(lora_rl_kl0.04)
+after "$sigma8"
+reinforce on_lora_sigma8_rl method=l2d_rl init="$sigma8" "$held" method.reinforce.x1_temperature=0.5
 
 # What exists first is scored first, so that a copy free while the other trains has work.
 for protocol in greedy paper; do
   evaluate "$protocol" lora checkpoint="$lora"
 done
-declare -A exports=([on_lora]=$start [on_lora_rl]=$out/on_lora_rl/export)
+declare -A exports=([on_lora]=$start [on_lora_rl]=$out/on_lora_rl/export [on_lora_sigma8]=$sigma8
+  [on_lora_sigma8_rl]=$out/on_lora_sigma8_rl/export)
 for arm in on_lora on_lora_rl; do
   after "${exports[$arm]}"
   for protocol in greedy paper; do
@@ -57,31 +69,45 @@ for arm in "${token_arms[@]}"; do  # the learning-rate candidates last: they fin
     evaluate "$protocol" "$arm" checkpoint="$out/$arm/export"
   done
 done
+sigma8_scores=(greedy:2 greedy:8 greedy:16 paper:2 paper:8)  # the start's; the RL arm's adds paper:16, as the
+# steps target asks (levels 8 and 16 above 2 under both protocols), longest first so two copies end together
+for arm in on_lora_sigma8 on_lora_sigma8_rl; do
+  after "${exports[$arm]}"
+  [[ $arm == on_lora_sigma8_rl ]] && sigma8_scores=(paper:16 paper:8 greedy:16 paper:2 greedy:8 greedy:2)
+  for score in "${sigma8_scores[@]}"; do
+    evaluate "${score%:*}" "${arm}_levels${score#*:}" checkpoint="${exports[$arm]}" solver.levels="${score#*:}"
+  done
+done
 
 # Once every score exists (another copy may still be scoring): the paired comparisons and the report.
 scored() {
   local arm
-  for arm in on_lora_rl_levels2 on_lora_rl_levels8 on_lora_levels2 on_lora_levels8 lora "${token_arms[@]}"; do
+  for arm in on_lora_rl_levels2 on_lora_rl_levels8 on_lora_levels2 on_lora_levels8 lora "${token_arms[@]}" \
+    on_lora_sigma8{,_rl}_levels{2,8}; do
     echo "$out/eval/$1/$arm/results.json"
   done
 }
-ls $(scored greedy) $(scored paper) "$out"/eval/greedy/{on_lora_rl,on_lora}_levels16/results.json > /dev/null 2>&1 || exit 0
+ls $(scored greedy) $(scored paper) "$out"/eval/greedy/{on_lora_rl,on_lora,on_lora_sigma8,on_lora_sigma8_rl}_levels16/results.json \
+  "$out/eval/paper/on_lora_sigma8_rl_levels16/results.json" > /dev/null 2>&1 || exit 0
 for arm in "${token_arms[@]}"; do  # the choice among them: greedy validation accuracy at the half and the end
   python -c 'import csv, sys; rows = [r["val/accuracy"] for r in csv.DictReader(open(sys.argv[1])) if r.get("val/accuracy")]
 print(sys.argv[2], "validation accuracy", " / ".join(rows))' "$out/$arm/metrics.csv" "$arm"
 done
 for protocol in greedy paper; do
   e=$out/eval/$protocol
-  for arm in on_lora_rl on_lora; do  # more steps, same model (levels 16 scored greedily only)
+  for arm in on_lora_rl on_lora on_lora_sigma8_rl on_lora_sigma8; do  # more steps, same model (levels 16 where scored)
     python experiments/smollm2_rl/compare.py "$e/${arm}_levels2/results.json" "$e/${arm}_levels8/results.json" \
       $(ls "$e/${arm}_levels16/results.json" 2> /dev/null)
   done
   for reference in "${token_arms[@]}" lora; do  # the token-space arms against the diffusion ones at levels 8
     python experiments/smollm2_rl/compare.py "$e/$reference/results.json" "$e/on_lora_rl_levels8/results.json" \
-      "$e/on_lora_levels8/results.json" $([[ $reference != lora ]] && echo "$e/lora/results.json")
+      "$e/on_lora_levels8/results.json" "$e/on_lora_sigma8_rl_levels8/results.json" \
+      "$e/on_lora_sigma8_levels8/results.json" $([[ $reference != lora ]] && echo "$e/lora/results.json")
   done
   for levels in 2 8; do  # what RL changed, at the same levels
     python experiments/smollm2_rl/compare.py "$e/on_lora_levels$levels/results.json" "$e/on_lora_rl_levels$levels/results.json"
+    python experiments/smollm2_rl/compare.py "$e/on_lora_sigma8_levels$levels/results.json" \
+      "$e/on_lora_sigma8_rl_levels$levels/results.json"
   done
 done
 stage report "$out/report/report.md" python -m l2d.report out="$out/report" inputs="[$out]"

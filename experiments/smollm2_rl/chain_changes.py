@@ -1,0 +1,126 @@
+"""When does the chain decide? python experiments/smollm2_rl/chain_changes.py MAIN RESULTS [RESULTS ...]
+
+Each RESULTS is the results.json of a greedy `python -m l2d.evaluate task=arithmetic` of an L2D export (argmax
+x̂, the most likely emitted token). Its problems are decoded again exactly as l2d.tasks.harness.complete did
+(the same batches, order and noise streams; the generations are checked against RESULTS), watching the most
+likely token of every evaluation of the diffusion path. For each generated token: the t from which that is the
+emitted token to the end. At t = 0 w_d(0) = 0, so the first evaluation is the main path's own prediction: a
+token settled at t = 0 is the main path's, one settled later is the chain's change of it. Steps can pay only
+where the chain changes its mind while x_t is still being refined; a decision taken at the first evaluations
+(x_t nearly pure noise) or only at the last is one that more evaluations merely confirm or cannot inform.
+Prints the share of tokens settled at each t, and the accuracy of the problems where the chain moved after t = 0
+and of the others, beside MAIN's on the same problems (MAIN: the greedy results.json of the main path alone,
+e.g. the LoRA model the path was trained on): whether the chain's changes mend the main path or spoil it.
+"""
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from l2d.evaluate import load_model
+from l2d.model.generate import generate
+from l2d.tasks.fewshot import few_shot_messages
+from l2d.tasks.harness import left_pad, stop_ids
+
+
+def batch_size(command: str) -> int:
+    sizes = [word.split("=", 1)[1] for word in shlex.split(command) if word.startswith("batch_size=")]
+    if not sizes:
+        raise SystemExit(f"the scoring's command has no batch_size=: {command}")
+    return int(sizes[-1])
+
+
+@torch.no_grad()
+def chains(model, ids, mask, generator, options) -> tuple[list[list[int]], list[list[list[int]]], list[float]]:
+    """(new tokens, each token's most likely token at every evaluation, the evaluations' t) per row, up to and
+    including its stop token."""
+    observed: list[tuple[float, torch.Tensor]] = []
+    sequences = generate(model, ids, mask, generator=generator, **options,
+                         observe=lambda t, logits: observed.append((float(t), logits[:, 0].argmax(-1).cpu())))
+    per_token = options["levels"] * 2 - 1  # midpoint: 2 evaluations per interval + the final one
+    times = [t for t, _ in observed[:per_token]]
+    new = sequences[:, ids.shape[1]:].tolist()
+    stops = set(options["eos_token_id"])
+    tokens: list[list[int]] = [[] for _ in new]
+    argmaxes: list[list[list[int]]] = [[] for _ in new]
+    active = list(range(len(new)))
+    for step in range(len(observed) // per_token):  # the decoder drops finished rows, keeping the order
+        window = torch.stack([top for _, top in observed[step * per_token:(step + 1) * per_token]], dim=1).tolist()
+        for row, chain in zip(active, window):
+            tokens[row].append(new[row][step])
+            argmaxes[row].append(chain)
+        active = [row for row in active if new[row][step] not in stops]
+    return tokens, argmaxes, times
+
+
+def settled(chain: list[int], token: int) -> int:
+    """The first evaluation from which the most likely token is the emitted one to the end (greedily the last
+    evaluation's most likely token is the emitted one, so there is one)."""
+    index = len(chain)
+    while index > 0 and chain[index - 1] == token:
+        index -= 1
+    return index
+
+
+BINS = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)  # settling t: at 0 (the main path's own token), then up to each bound
+
+
+def main(main_results: str, results: str) -> None:
+    alone = {r["id"]: r["score"] for r in json.loads(Path(main_results).read_text())["records"]}
+    data = json.loads(Path(results).read_text())
+    decoding = data["decoding"]
+    if data["protocol"]["name"] != "greedy" or decoding["solver"] != "midpoint" or decoding["levels"] < 2:
+        raise SystemExit(f"{results}: needs a greedy midpoint scoring of an L2D export at levels >= 2")
+    model, tokenizer, _ = load_model(OmegaConf.create({"checkpoint": data["model"]["checkpoint"],
+                                                       "base_model": None}), torch.float32)
+    if model.num_classes > 0:
+        raise SystemExit(f"{results}: models with guidance classes are not handled here")
+    stops = stop_ids(model, tokenizer)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+    options = dict(max_new_tokens=decoding["max_new_tokens"], temperature=0.0, eos_token_id=stops, pad_token_id=pad_id,
+                   **{key: decoding[key] for key in ("solver", "levels", "t_final", "t_start", "x1_estimate",
+                                                     "x1_temperature", "anneal_x1_temperature")})
+    records = data["records"]
+    prompts = [tokenizer.apply_chat_template(few_shot_messages([], r["question"]), add_generation_prompt=True,
+                                             tokenize=True, return_dict=True)["input_ids"] for r in records]
+    order = sorted(range(len(prompts)), key=lambda k: (-len(prompts[k]), k))  # as harness.complete
+    size = batch_size(data["command"])
+    settle_times: list[float] = []
+    outcomes: dict[bool, list[tuple[float, float]]] = {True: [], False: []}  # moved after t = 0 -> (score, MAIN's)
+    for number, start in enumerate(range(0, len(order), size)):
+        batch = order[start:start + size]
+        ids, mask = left_pad([prompts[k] for k in batch], pad_id, model.device)
+        generator = torch.Generator(model.device).manual_seed(data["seed"] * 100_003 + number)
+        new, argmaxes, times = chains(model, ids, mask, generator, options)
+        for k, emitted, token_chains in zip(batch, new, argmaxes):
+            text = tokenizer.decode(emitted, skip_special_tokens=True)
+            if text != records[k]["generations"][0]:
+                raise SystemExit(f"{records[k]['id']}: decoded {text!r}, {results} has {records[k]['generations'][0]!r}")
+            found = [times[settled(chain, token)] for token, chain in zip(emitted, token_chains)]
+            settle_times += found
+            outcomes[any(t > 0 for t in found)].append((records[k]["score"], alone[records[k]["id"]]))
+    problems, tokens = len(records), len(settle_times)
+    moved = sum(t > 0 for t in settle_times)
+    print(f"{results}: levels {decoding['levels']}, {problems} problems, {tokens} tokens (stop tokens included); "
+          f"the most likely token moved after t = 0 on {moved} ({100 * moved / tokens:.1f}%), in "
+          f"{len(outcomes[True])} problems ({100 * len(outcomes[True]) / problems:.1f}%)")
+    shares = [sum(t == 0 for t in settle_times)] + [sum(low < t <= high for t in settle_times)
+                                                     for low, high in zip(BINS, BINS[1:])]
+    print("  the emitted token is the most likely from t = 0: " + ", ".join(
+        [f"{100 * shares[0] / tokens:.1f}%"] + [f"({low}, {high}] {100 * n / tokens:.1f}%"
+                                                for (low, high), n in zip(zip(BINS, BINS[1:]), shares[1:])]))
+    for kind, scores in (("moved", outcomes[True]), ("did not move", outcomes[False])):
+        if scores:
+            print(f"  problems where it {kind}: {len(scores)}, accuracy {100 * sum(s for s, _ in scores) / len(scores):.1f}%"
+                  f" (the main path alone: {100 * sum(m for _, m in scores) / len(scores):.1f}%)")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3:
+        raise SystemExit(__doc__)
+    for path in sys.argv[2:]:
+        main(sys.argv[1], path)

@@ -21,10 +21,11 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from l2d.diffusion.solver import ADAPTIVE, fixed_nfe
 from l2d.evaluate import load_model
 from l2d.model.generate import generate
 from l2d.tasks.fewshot import few_shot_messages
-from l2d.tasks.harness import left_pad, stop_ids
+from l2d.tasks.harness import decode_batches, pad_token_id, stop_ids
 
 
 def batch_size(command: str) -> int:
@@ -41,7 +42,7 @@ def chains(model, ids, mask, generator, options) -> tuple[list[list[int]], list[
     observed: list[tuple[float, torch.Tensor]] = []
     sequences = generate(model, ids, mask, generator=generator, **options,
                          observe=lambda t, logits: observed.append((float(t), logits[:, 0].argmax(-1).cpu())))
-    per_token = options["levels"] * 2 - 1  # midpoint: 2 evaluations per interval + the final one
+    per_token = fixed_nfe(options["solver"], options["levels"]) + 1  # the grid's evaluations + the final one
     times = [t for t, _ in observed[:per_token]]
     new = sequences[:, ids.shape[1]:].tolist()
     stops = set(options["eos_token_id"])
@@ -73,28 +74,24 @@ def main(main_results: str, results: str) -> None:
     alone = {r["id"]: r["score"] for r in json.loads(Path(main_results).read_text())["records"]}
     data = json.loads(Path(results).read_text())
     decoding = data["decoding"]
-    if data["protocol"]["name"] != "greedy" or decoding["solver"] != "midpoint" or decoding["levels"] < 2:
-        raise SystemExit(f"{results}: needs a greedy midpoint scoring of an L2D export at levels >= 2")
+    if data["protocol"]["name"] != "greedy" or decoding["solver"] in ADAPTIVE or decoding["levels"] < 2:
+        raise SystemExit(f"{results}: needs a greedy fixed-grid scoring of an L2D export at levels >= 2")
     model, tokenizer, _ = load_model(OmegaConf.create({"checkpoint": data["model"]["checkpoint"],
                                                        "base_model": None}), torch.float32)
     if model.num_classes > 0:
         raise SystemExit(f"{results}: models with guidance classes are not handled here")
     stops = stop_ids(model, tokenizer)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+    pad_id = pad_token_id(tokenizer, stops)
     options = dict(max_new_tokens=decoding["max_new_tokens"], temperature=0.0, eos_token_id=stops, pad_token_id=pad_id,
                    **{key: decoding[key] for key in ("solver", "levels", "t_final", "t_start", "x1_estimate",
                                                      "x1_temperature", "anneal_x1_temperature")})
     records = data["records"]
     prompts = [tokenizer.apply_chat_template(few_shot_messages([], r["question"]), add_generation_prompt=True,
                                              tokenize=True, return_dict=True)["input_ids"] for r in records]
-    order = sorted(range(len(prompts)), key=lambda k: (-len(prompts[k]), k))  # as harness.complete
-    size = batch_size(data["command"])
     settle_times: list[float] = []
     outcomes: dict[bool, list[tuple[float, float]]] = {True: [], False: []}  # moved after t = 0 -> (score, MAIN's)
-    for number, start in enumerate(range(0, len(order), size)):
-        batch = order[start:start + size]
-        ids, mask = left_pad([prompts[k] for k in batch], pad_id, model.device)
-        generator = torch.Generator(model.device).manual_seed(data["seed"] * 100_003 + number)
+    for batch, ids, mask, generator in decode_batches(prompts, batch_size(data["command"]), data["seed"], pad_id,
+                                                      model.device):
         new, argmaxes, times = chains(model, ids, mask, generator, options)
         for k, emitted, token_chains in zip(batch, new, argmaxes):
             text = tokenizer.decode(emitted, skip_special_tokens=True)

@@ -69,12 +69,13 @@ for arm in "${token_arms[@]}"; do  # the learning-rate candidates last: they fin
     evaluate "$protocol" "$arm" checkpoint="$out/$arm/export"
   done
 done
-sigma8_scores=(greedy:2 greedy:8 greedy:16 paper:2 paper:8)  # the start's; the RL arm's adds paper:16, as the
-# steps target asks (levels 8 and 16 above 2 under both protocols), longest first so two copies end together
+# protocol:levels per arm; the RL arm's adds paper:16, as the steps target asks (levels 8 and 16 above 2 under
+# both protocols), longest first so two copies end together
+declare -A sigma8_scores=([on_lora_sigma8]="greedy:2 greedy:8 greedy:16 paper:2 paper:8"
+  [on_lora_sigma8_rl]="paper:16 paper:8 greedy:16 paper:2 greedy:8 greedy:2")
 for arm in on_lora_sigma8 on_lora_sigma8_rl; do
   after "${exports[$arm]}"
-  [[ $arm == on_lora_sigma8_rl ]] && sigma8_scores=(paper:16 paper:8 greedy:16 paper:2 greedy:8 greedy:2)
-  for score in "${sigma8_scores[@]}"; do
+  for score in ${sigma8_scores[$arm]}; do
     evaluate "${score%:*}" "${arm}_levels${score#*:}" checkpoint="${exports[$arm]}" solver.levels="${score#*:}"
   done
 done

@@ -27,7 +27,7 @@ from l2d.rl.objective import choose_actions, clipped_surrogate, group_advantages
 from l2d.rl.policy import Scored, chain_log_probs, swapped, token_log_probs
 from l2d.rl.rollout import Rollout, rollout
 from l2d.tasks.base import Task
-from l2d.tasks.harness import Decoding, complete, encode_prompts, left_pad, stop_ids
+from l2d.tasks.harness import Decoding, complete, encode_prompts, left_pad, pad_token_id, stop_ids
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class ReinforceModule(TrainableCheckpoints):
         self.validation_problems = validation.problems()
         self.prompts = encode_prompts(tokenizer, self.problems, task.messages)
         self.stops = stop_ids(network, tokenizer)
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stops[0]
+        self.pad_id = pad_token_id(tokenizer, self.stops)
         trainable = [p for _, p in network.trainable_named_parameters()]
         self.start = [p.detach().clone() for p in trainable]  # the starting policy, for the KL to it
         self.val_correct: dict[int, list[float]] = {}

@@ -76,6 +76,20 @@ def left_pad(prompts: list[list[int]], pad_id: int, device) -> tuple[torch.Tenso
     return ids.to(device), mask.to(device)
 
 
+def decode_batches(prompts: list[list[int]], batch_size: int, seed: int, pad_id: int, device):
+    """complete's batches: (prompt indices, ids, mask, generator) per batch, longest prompts first (so batches
+    hold similar lengths), batch k drawing from a generator seeded by (seed, k)."""
+    order = sorted(range(len(prompts)), key=lambda k: (-len(prompts[k]), k))
+    for number, start in enumerate(range(0, len(order), batch_size)):
+        batch = order[start:start + batch_size]
+        ids, mask = left_pad([prompts[k] for k in batch], pad_id, device)
+        yield batch, ids, mask, torch.Generator(device).manual_seed(seed * 100_003 + number)
+
+
+def pad_token_id(tokenizer, stops: list[int]) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+
+
 def complete(model, tokenizer, prompts: list[list[int]], decoding: Decoding, max_new_tokens: int,
              classes: list[int] | None = None, batch_size: int = 16, seed: int = 0, progress: bool = True,
              desc: str = "generate") -> list[Completion]:
@@ -84,17 +98,14 @@ def complete(model, tokenizer, prompts: list[list[int]], decoding: Decoding, max
     generator seeded by (seed, k); text ends at the first stop token. `classes`: one guidance class
     per prompt, for models trained with classes."""
     stops = stop_ids(model, tokenizer)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
-    order = sorted(range(len(prompts)), key=lambda k: (-len(prompts[k]), k))
+    pad_id = pad_token_id(tokenizer, stops)
     completions: list[Completion] = [Completion("", 0.0, False, 0)] * len(prompts)
-    batches = range(0, len(order), batch_size)
-    for number, start in enumerate(tqdm(batches, desc=desc, disable=not progress)):
-        batch = order[start:start + batch_size]
-        ids, mask = left_pad([prompts[k] for k in batch], pad_id, model.device)
+    batches = decode_batches(prompts, batch_size, seed, pad_id, model.device)
+    for batch, ids, mask, generator in tqdm(batches, desc=desc, disable=not progress,
+                                            total=-(-len(prompts) // batch_size)):
         options = dict(max_new_tokens=max_new_tokens, temperature=decoding.temperature, eos_token_id=stops,
-                       pad_token_id=pad_id,
-                       generator=torch.Generator(model.device).manual_seed(seed * 100_003 + number),
-                       return_stats=True, guidance=decoding.guidance, **decoding.decode)
+                       pad_token_id=pad_id, generator=generator, return_stats=True, guidance=decoding.guidance,
+                       **decoding.decode)
         if classes is not None:
             options["class_labels"] = torch.tensor([classes[k] for k in batch], device=model.device)
         if decoding.token_search:

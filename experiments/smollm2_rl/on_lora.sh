@@ -9,6 +9,7 @@
 #   on_lora_sigma8, on_lora_sigma8_rl   the same two at σ 8, where x_t is readable early enough for the chain to
 #                refine (sigma8.sh: steps paid there after RL, but from the frozen base's 20%)
 #   lora_rl_lr3e-5, lora_rl_lr1e-5, lora_rl_kl0.04   LoRA + RL's candidates, chosen on validation
+#   on_lora_rl_lr3e-4, on_lora_rl_lr3e-5   the chain's learning rate beside on_lora_rl's 1e-4, as LoRA + RL's
 # then every arm on the 500 test problems under both protocols (the LoRA arms once, the L2D arms at levels 8, 2
 # and 16, to t = 1), the paired comparisons and the report.
 #
@@ -45,6 +46,12 @@ reinforce lora_rl_kl0.04 method=lora_rl init="$lora" method.reinforce.kl=0.04
 token_arms+=(lora_rl_kl0.04)
 after "$sigma8"
 reinforce on_lora_sigma8_rl method=l2d_rl init="$sigma8" "$held" method.reinforce.x1_temperature=0.5
+# The chain's learning rate, chosen on validation like LoRA + RL's, so that neither side of the match is untuned
+# (the two candidates suit two copies at once)
+chain_lrs=(3e-4 3e-5)
+for lr in "${chain_lrs[@]}"; do
+  reinforce "on_lora_rl_lr$lr" method=l2d_rl init="$start" "$held" method.reinforce.x1_temperature=0.5 lr="$lr"
+done
 
 # What exists first is scored first, so that a copy free while the other trains has work.
 for protocol in greedy paper; do
@@ -52,6 +59,9 @@ for protocol in greedy paper; do
 done
 declare -A exports=([on_lora]=$start [on_lora_rl]=$out/on_lora_rl/export [on_lora_sigma8]=$sigma8
   [on_lora_sigma8_rl]=$out/on_lora_sigma8_rl/export)
+for lr in "${chain_lrs[@]}"; do
+  exports[on_lora_rl_lr$lr]=$out/on_lora_rl_lr$lr/export
+done
 for arm in on_lora on_lora_rl; do
   after "${exports[$arm]}"
   for protocol in greedy paper; do
@@ -71,45 +81,48 @@ for arm in "${token_arms[@]}"; do  # the learning-rate candidates last: they fin
 done
 # protocol:levels per arm; the RL arm's adds paper:16, as the steps target asks (levels 8 and 16 above 2 under
 # both protocols), longest first so two copies end together
-declare -A sigma8_scores=([on_lora_sigma8]="greedy:2 greedy:8 greedy:16 paper:2 paper:8"
+declare -A scores=([on_lora_sigma8]="greedy:2 greedy:8 greedy:16 paper:2 paper:8"
   [on_lora_sigma8_rl]="paper:16 paper:8 greedy:16 paper:2 greedy:8 greedy:2")
-for arm in on_lora_sigma8 on_lora_sigma8_rl; do
+for lr in "${chain_lrs[@]}"; do
+  scores[on_lora_rl_lr$lr]="paper:8 greedy:16 paper:2 greedy:8 greedy:2"
+done
+for arm in on_lora_sigma8 on_lora_sigma8_rl "${chain_lrs[@]/#/on_lora_rl_lr}"; do
   after "${exports[$arm]}"
-  for score in ${sigma8_scores[$arm]}; do
+  for score in ${scores[$arm]}; do
     evaluate "${score%:*}" "${arm}_levels${score#*:}" checkpoint="${exports[$arm]}" solver.levels="${score#*:}"
   done
 done
 
 # Once every score exists (another copy may still be scoring): the paired comparisons and the report.
-scored() {
-  local arm
-  for arm in on_lora_rl_levels2 on_lora_rl_levels8 on_lora_levels2 on_lora_levels8 lora "${token_arms[@]}" \
-    on_lora_sigma8{,_rl}_levels{2,8}; do
-    echo "$out/eval/$1/$arm/results.json"
-  done
+chain_arms=(on_lora_rl "${chain_lrs[@]/#/on_lora_rl_lr}")  # RL through the σ 64 chain, by learning rate
+diffusion_arms=(on_lora "${chain_arms[@]}" on_lora_sigma8 on_lora_sigma8_rl)
+results() {  # protocol, suffix, arms...: their results.json
+  local protocol=$1 suffix=$2 arm
+  shift 2
+  for arm; do echo "$out/eval/$protocol/$arm$suffix/results.json"; done
 }
-ls $(scored greedy) $(scored paper) "$out"/eval/greedy/{on_lora_rl,on_lora,on_lora_sigma8,on_lora_sigma8_rl}_levels16/results.json \
-  "$out/eval/paper/on_lora_sigma8_rl_levels16/results.json" > /dev/null 2>&1 || exit 0
-for arm in "${token_arms[@]}"; do  # the choice among them: greedy validation accuracy at the half and the end
-  python -c 'import csv, sys; rows = [r["val/accuracy"] for r in csv.DictReader(open(sys.argv[1])) if r.get("val/accuracy")]
+ls $(results greedy '' lora "${token_arms[@]}") $(results paper '' lora "${token_arms[@]}") \
+  $(results greedy _levels2 "${diffusion_arms[@]}") $(results greedy _levels8 "${diffusion_arms[@]}") \
+  $(results greedy _levels16 "${diffusion_arms[@]}") $(results paper _levels2 "${diffusion_arms[@]}") \
+  $(results paper _levels8 "${diffusion_arms[@]}") $(results paper _levels16 on_lora_sigma8_rl) > /dev/null 2>&1 || exit 0
+for arm in "${token_arms[@]}" "${chain_arms[@]}"; do  # the choice: greedy validation accuracy, half-way / end
+  python -c 'import csv, sys; rows = [" ".join(r[k] for k in r if k.startswith("val/accuracy") and r[k])
+                                     for r in csv.DictReader(open(sys.argv[1])) if r.get("val/accuracy")]
 print(sys.argv[2], "validation accuracy", " / ".join(rows))' "$out/$arm/metrics.csv" "$arm"
 done
 for protocol in greedy paper; do
-  e=$out/eval/$protocol
-  for arm in on_lora_rl on_lora on_lora_sigma8_rl on_lora_sigma8; do  # more steps, same model (levels 16 where scored)
-    python experiments/smollm2_rl/compare.py "$e/${arm}_levels2/results.json" "$e/${arm}_levels8/results.json" \
-      $(ls "$e/${arm}_levels16/results.json" 2> /dev/null)
+  for arm in "${diffusion_arms[@]}"; do  # more steps, same model (levels 16 where scored)
+    python experiments/smollm2_rl/compare.py $(results "$protocol" _levels2 "$arm") $(results "$protocol" _levels8 "$arm") \
+      $(ls "$(results "$protocol" _levels16 "$arm")" 2> /dev/null)
   done
   for reference in "${token_arms[@]}" lora; do  # the token-space arms against the diffusion ones at levels 8
-    python experiments/smollm2_rl/compare.py "$e/$reference/results.json" "$e/on_lora_rl_levels8/results.json" \
-      "$e/on_lora_levels8/results.json" "$e/on_lora_sigma8_rl_levels8/results.json" \
-      "$e/on_lora_sigma8_levels8/results.json" $([[ $reference != lora ]] && echo "$e/lora/results.json")
+    python experiments/smollm2_rl/compare.py $(results "$protocol" '' "$reference") \
+      $(results "$protocol" _levels8 "${diffusion_arms[@]}") $([[ $reference != lora ]] && results "$protocol" '' lora)
   done
   for levels in 2 8; do  # what RL changed, at the same levels
-    python experiments/smollm2_rl/compare.py "$e/on_lora_levels$levels/results.json" "$e/on_lora_rl_levels$levels/results.json"
-    python experiments/smollm2_rl/compare.py "$e/on_lora_sigma8_levels$levels/results.json" \
-      "$e/on_lora_sigma8_rl_levels$levels/results.json"
+    python experiments/smollm2_rl/compare.py $(results "$protocol" "_levels$levels" on_lora "${chain_arms[@]}")
+    python experiments/smollm2_rl/compare.py $(results "$protocol" "_levels$levels" on_lora_sigma8 on_lora_sigma8_rl)
   done
 done
-stage report "$out/report/report.md" python -m l2d.report out="$out/report" inputs="[$out]"
+python -m l2d.report out="$out/report" inputs="[$out]"  # every time: an arm added later belongs in it (6 s)
 column -t -s $'\t' "$out/stages.tsv"

@@ -1,8 +1,9 @@
 """When does the chain decide? python experiments/smollm2_rl/chain_changes.py MAIN RESULTS [RESULTS ...]
 
-Each RESULTS is the results.json of a greedy `python -m l2d.evaluate task=arithmetic` of an L2D export (argmax
-x̂, the most likely emitted token). Its problems are decoded again exactly as l2d.tasks.harness.complete did
-(the same batches, order and noise streams; the generations are checked against RESULTS), watching the most
+Each RESULTS is the results.json of a greedy `python -m l2d.evaluate` of an L2D export (the most likely emitted
+token), with the scoring's composed config beside it (.hydra/config.yaml, as l2d.evaluate leaves it). Its
+problems are decoded again from that config exactly as l2d.tasks.harness.run_task did (the same task prompts,
+batches, order and noise streams; the generations are checked against RESULTS), watching the most
 likely token of every evaluation of the diffusion path. For each generated token: the t from which that is the
 emitted token to the end. At t = 0 w_d(0) = 0, so the first evaluation is the main path's own prediction: a
 token settled at t = 0 is the main path's, one settled later is the chain's change of it. Steps can pay only
@@ -14,7 +15,6 @@ e.g. the LoRA model the path was trained on): whether the chain's changes mend t
 """
 
 import json
-import shlex
 import sys
 from pathlib import Path
 
@@ -22,17 +22,10 @@ import torch
 from omegaconf import OmegaConf
 
 from l2d.diffusion.solver import ADAPTIVE, fixed_nfe
-from l2d.evaluate import load_model
+from l2d.evaluate import load_model, resolve_device
 from l2d.model.generate import generate
-from l2d.tasks.fewshot import few_shot_messages
-from l2d.tasks.harness import decode_batches, pad_token_id, stop_ids
-
-
-def batch_size(command: str) -> int:
-    sizes = [word.split("=", 1)[1] for word in shlex.split(command) if word.startswith("batch_size=")]
-    if not sizes:
-        raise SystemExit(f"the scoring's command has no batch_size=: {command}")
-    return int(sizes[-1])
+from l2d.tasks import get_task
+from l2d.tasks.harness import decode_batches, encode_prompts, pad_token_id, stop_ids
 
 
 @torch.no_grad()
@@ -41,7 +34,7 @@ def chains(model, ids, mask, generator, options) -> tuple[list[list[int]], list[
     including its stop token."""
     observed: list[tuple[float, torch.Tensor]] = []
     sequences = generate(model, ids, mask, generator=generator, **options,
-                         observe=lambda t, logits: observed.append((float(t), logits[:, 0].argmax(-1).cpu())))
+                         observe=lambda t, logits: observed.append((float(t), logits[:, 0].argmax(-1))))
     per_token = fixed_nfe(options["solver"], options["levels"]) + 1  # the grid's evaluations + the final one
     times = [t for t, _ in observed[:per_token]]
     new = sequences[:, ids.shape[1]:].tolist()
@@ -72,26 +65,30 @@ BINS = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)  # settling t: at 0 (the main path's own
 
 def main(main_results: str, results: str) -> None:
     alone = {r["id"]: r["score"] for r in json.loads(Path(main_results).read_text())["records"]}
-    data = json.loads(Path(results).read_text())
-    decoding = data["decoding"]
-    if data["protocol"]["name"] != "greedy" or decoding["solver"] in ADAPTIVE or decoding["levels"] < 2:
+    records = json.loads(Path(results).read_text())["records"]
+    composed = Path(results).parent / ".hydra" / "config.yaml"
+    if not composed.is_file():
+        raise SystemExit(f"{results}: no {composed} beside it (the scoring's config, as l2d.evaluate leaves it)")
+    cfg = OmegaConf.load(composed)
+    if cfg.temperature != 0 or cfg.task.samples != 1 or cfg.solver.solver in ADAPTIVE or cfg.solver.levels < 2:
         raise SystemExit(f"{results}: needs a greedy fixed-grid scoring of an L2D export at levels >= 2")
-    model, tokenizer, _ = load_model(OmegaConf.create({"checkpoint": data["model"]["checkpoint"],
-                                                       "base_model": None}), torch.float32)
+    task = get_task(cfg.task.name, **OmegaConf.to_container(cfg.task.options, resolve=True))
+    problems = task.problems(cfg.limit)
+    if [p["id"] for p in problems] != [r["id"] for r in records]:
+        raise SystemExit(f"{results}: its problems are not those of its config's task ({cfg.task.name})")
+    device, dtype = resolve_device(cfg)
+    model, tokenizer, _ = load_model(cfg, dtype)
+    model.to(device).eval()
     if model.num_classes > 0:
         raise SystemExit(f"{results}: models with guidance classes are not handled here")
     stops = stop_ids(model, tokenizer)
     pad_id = pad_token_id(tokenizer, stops)
-    options = dict(max_new_tokens=decoding["max_new_tokens"], temperature=0.0, eos_token_id=stops, pad_token_id=pad_id,
-                   **{key: decoding[key] for key in ("solver", "levels", "t_final", "t_start", "x1_estimate",
-                                                     "x1_temperature", "anneal_x1_temperature")})
-    records = data["records"]
-    prompts = [tokenizer.apply_chat_template(few_shot_messages([], r["question"]), add_generation_prompt=True,
-                                             tokenize=True, return_dict=True)["input_ids"] for r in records]
+    options = dict(max_new_tokens=cfg.max_new_tokens or task.max_new_tokens, temperature=0.0, eos_token_id=stops,
+                   pad_token_id=pad_id, compile=cfg.compile, **OmegaConf.to_container(cfg.solver, resolve=True))
+    prompts = encode_prompts(tokenizer, problems, task.messages)
     settle_times: list[float] = []
     outcomes: dict[bool, list[tuple[float, float]]] = {True: [], False: []}  # moved after t = 0 -> (score, MAIN's)
-    for batch, ids, mask, generator in decode_batches(prompts, batch_size(data["command"]), data["seed"], pad_id,
-                                                      model.device):
+    for batch, ids, mask, generator in decode_batches(prompts, cfg.batch_size, cfg.seed, pad_id, model.device):
         new, argmaxes, times = chains(model, ids, mask, generator, options)
         for k, emitted, token_chains in zip(batch, new, argmaxes):
             text = tokenizer.decode(emitted, skip_special_tokens=True)
@@ -100,11 +97,11 @@ def main(main_results: str, results: str) -> None:
             found = [times[settled(chain, token)] for token, chain in zip(emitted, token_chains)]
             settle_times += found
             outcomes[any(t > 0 for t in found)].append((records[k]["score"], alone[records[k]["id"]]))
-    problems, tokens = len(records), len(settle_times)
+    tokens = len(settle_times)
     moved = sum(t > 0 for t in settle_times)
-    print(f"{results}: levels {decoding['levels']}, {problems} problems, {tokens} tokens (stop tokens included); "
+    print(f"{results}: levels {cfg.solver.levels}, {len(records)} problems, {tokens} tokens (stop tokens included); "
           f"the most likely token moved after t = 0 on {moved} ({100 * moved / tokens:.1f}%), in "
-          f"{len(outcomes[True])} problems ({100 * len(outcomes[True]) / problems:.1f}%)")
+          f"{len(outcomes[True])} problems ({100 * len(outcomes[True]) / len(records):.1f}%)")
     shares = [sum(t == 0 for t in settle_times)] + [sum(low < t <= high for t in settle_times)
                                                      for low, high in zip(BINS, BINS[1:])]
     print("  the emitted token is the most likely from t = 0: " + ", ".join(

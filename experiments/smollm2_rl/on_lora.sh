@@ -63,21 +63,16 @@ reinforce on_lora_rl_lr3e-5_seed1 method=l2d_rl init="$start" "$held" method.rei
 for protocol in greedy paper; do
   evaluate "$protocol" lora checkpoint="$lora"
 done
-declare -A exports=([on_lora]=$start [on_lora_rl]=$out/on_lora_rl/export [on_lora_sigma8]=$sigma8
-  [on_lora_sigma8_rl]=$out/on_lora_sigma8_rl/export)
-for lr in "${chain_lrs[@]}"; do
-  exports[on_lora_rl_lr$lr]=$out/on_lora_rl_lr$lr/export
-done
 for arm in on_lora on_lora_rl; do
-  after "${exports[$arm]}"
+  after "$out/$arm/export"
   for protocol in greedy paper; do
     for levels in 8 2; do  # levels 1 is the LoRA model for both (exact at t = 0): the lora row
-      evaluate "$protocol" "${arm}_levels$levels" checkpoint="${exports[$arm]}" solver.levels="$levels"
+      evaluate "$protocol" "${arm}_levels$levels" checkpoint="$out/$arm/export" solver.levels="$levels"
     done
   done
 done
 for arm in on_lora_rl on_lora; do
-  evaluate greedy "${arm}_levels16" checkpoint="${exports[$arm]}" solver.levels=16
+  evaluate greedy "${arm}_levels16" checkpoint="$out/$arm/export" solver.levels=16
 done
 for arm in "${token_arms[@]}"; do  # the learning-rate candidates last: they finish last
   after "$out/$arm/export"
@@ -93,14 +88,13 @@ for lr in "${chain_lrs[@]}"; do
   scores[on_lora_rl_lr$lr]="paper:8 greedy:16 paper:2 greedy:8 greedy:2"
 done
 scores[on_lora_rl_lr3e-5]+=" paper:16"  # the learning rate chosen on validation: every levels under both protocols
-exports[on_lora_rl_lr3e-5_seed1]=$out/on_lora_rl_lr3e-5_seed1/export
 scores[on_lora_rl_lr3e-5_seed1]="greedy:8 greedy:2 greedy:16"
 after "$out/lora_rl_lr3e-5_seed1/export"
 evaluate greedy lora_rl_lr3e-5_seed1 checkpoint="$out/lora_rl_lr3e-5_seed1/export"
 for arm in on_lora_sigma8 on_lora_sigma8_rl "${chain_lrs[@]/#/on_lora_rl_lr}" on_lora_rl_lr3e-5_seed1; do
-  after "${exports[$arm]}"
+  after "$out/$arm/export"
   for score in ${scores[$arm]}; do
-    evaluate "${score%:*}" "${arm}_levels${score#*:}" checkpoint="${exports[$arm]}" solver.levels="${score#*:}"
+    evaluate "${score%:*}" "${arm}_levels${score#*:}" checkpoint="$out/$arm/export" solver.levels="${score#*:}"
   done
 done
 

@@ -2,27 +2,45 @@
 
 Each argument is a results.json of `python -m l2d.evaluate`; every OTHER is compared with REF on the problems
 both scored (l2d.tasks.summary.paired: problems whose score rose and fell, the change in points with its 95%
-interval over the problems, p of the exact paired permutation test — McNemar's with one completion per problem)."""
+interval over the problems, p of the exact paired permutation test — McNemar's with one completion per problem).
+
+An argument A.json+B.json+... is the mean of those scorings of the same problems (e.g. one arm's seeds): each
+problem's score is its mean over them, on the problems all of them scored, and its interval is the bootstrap over
+problems (it holds the problems' chance, not the seeds'; the seeds' own spread is printed beside it)."""
 
 import json
 import sys
 from pathlib import Path
 
-from l2d.tasks.summary import paired, problem_score
+from l2d.tasks.summary import bootstrap_interval, paired, problem_score
 
 
-def scores(path: str) -> tuple[dict[str, float], dict]:
-    data = json.loads(Path(path).read_text())
-    return {str(r["id"]): problem_score(r) for r in data["records"]}, data["summary"]
+def scores(argument: str) -> tuple[dict[str, float], dict]:
+    runs = [json.loads(Path(path).read_text()) for path in argument.split("+")]
+    found = [{str(r["id"]): problem_score(r) for r in data["records"]} for data in runs]
+    if len(runs) == 1:
+        return found[0], runs[0]["summary"]
+    shared = sorted(set.intersection(*(set(run) for run in found)))
+    mean = {i: sum(run[i] for run in found) / len(found) for i in shared}
+    low, high = bootstrap_interval(list(mean.values()))
+    spread = [sum(run[i] for i in shared) / max(1, len(shared)) for run in found]
+    summary = {"score": sum(mean.values()) / max(1, len(mean)), "ci95_low": low, "ci95_high": high,
+               "runs": " / ".join(f"{100 * score:.1f}" for score in spread)}
+    return mean, summary
+
+
+def score_line(argument: str, summary: dict) -> str:
+    runs = f" [mean of {summary['runs']}]" if "runs" in summary else ""
+    return f"{argument}: {100 * summary['score']:.1f}% ({100 * summary['ci95_low']:.1f}-{100 * summary['ci95_high']:.1f}){runs}"
 
 
 def main(reference: str, *others: str) -> None:
     base, summary = scores(reference)
-    print(f"{reference}: {100 * summary['score']:.1f}% ({100 * summary['ci95_low']:.1f}-{100 * summary['ci95_high']:.1f})")
+    print(score_line(reference, summary))
     for other in others:
         found, summary = scores(other)
         pair = paired(base, found)
-        print(f"{other}: {100 * summary['score']:.1f}% ({100 * summary['ci95_low']:.1f}-{100 * summary['ci95_high']:.1f}); "
+        print(f"{score_line(other, summary)}; "
               f"against the reference on {pair.problems} problems +{pair.gained} / -{pair.lost}, "
               f"{100 * pair.change:+.1f} points ({100 * pair.ci95_low:+.1f} to {100 * pair.ci95_high:+.1f}), "
               f"p = {pair.p:.2g}")

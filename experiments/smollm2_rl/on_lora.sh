@@ -10,7 +10,7 @@
 #                refine (sigma8.sh: steps paid there after RL, but from the frozen base's 20%)
 #   lora_rl_lr3e-5, lora_rl_lr1e-5, lora_rl_kl0.04   LoRA + RL's candidates, chosen on validation
 #   on_lora_rl_lr3e-4, on_lora_rl_lr3e-5   the chain's learning rate beside on_lora_rl's 1e-4, as LoRA + RL's
-#   lora_rl_lr3e-5_seed1, on_lora_rl_lr3e-5_seed1   the two chosen arms with another seed
+#   lora_rl_lr3e-5_seed{1,2}, on_lora_rl_lr3e-5_seed{1,2}   the two chosen arms with two more seeds
 # then every arm on the 500 test problems under both protocols (the LoRA arms once, the L2D arms at levels 8, 2
 # and 16, to t = 1), the paired comparisons and the report.
 #
@@ -53,11 +53,14 @@ chain_lrs=(3e-4 3e-5)
 for lr in "${chain_lrs[@]}"; do
   reinforce "on_lora_rl_lr$lr" method=l2d_rl init="$start" "$held" method.reinforce.x1_temperature=0.5 lr="$lr"
 done
-# The two chosen arms again with another seed (the prompts' order and every noise stream): how far one RL run moves
-# by chance. Scored greedily (the two suit two copies at once).
-reinforce lora_rl_lr3e-5_seed1 method=lora_rl init="$lora" lr=3e-5 seed=1
-reinforce on_lora_rl_lr3e-5_seed1 method=l2d_rl init="$start" "$held" method.reinforce.x1_temperature=0.5 lr=3e-5 \
-  seed=1
+# The two chosen arms again with other seeds (the prompts' order and every noise stream): how far one RL run moves
+# by chance, and the arms' means over seeds (each seed's pair suits two copies at once).
+seeds=(1 2)
+for seed in "${seeds[@]}"; do
+  reinforce "lora_rl_lr3e-5_seed$seed" method=lora_rl init="$lora" lr=3e-5 seed="$seed"
+  reinforce "on_lora_rl_lr3e-5_seed$seed" method=l2d_rl init="$start" "$held" method.reinforce.x1_temperature=0.5 \
+    lr=3e-5 seed="$seed"
+done
 
 # What exists first is scored first, so that a copy free while the other trains has work.
 for protocol in greedy paper; do
@@ -88,10 +91,14 @@ for lr in "${chain_lrs[@]}"; do
   scores[on_lora_rl_lr$lr]="paper:8 greedy:16 paper:2 greedy:8 greedy:2"
 done
 scores[on_lora_rl_lr3e-5]+=" paper:16"  # the learning rate chosen on validation: every levels under both protocols
-scores[on_lora_rl_lr3e-5_seed1]="greedy:8 greedy:2 greedy:16"
-after "$out/lora_rl_lr3e-5_seed1/export"
-evaluate greedy lora_rl_lr3e-5_seed1 checkpoint="$out/lora_rl_lr3e-5_seed1/export"
-for arm in on_lora_sigma8 on_lora_sigma8_rl "${chain_lrs[@]/#/on_lora_rl_lr}" on_lora_rl_lr3e-5_seed1; do
+for seed in "${seeds[@]}"; do  # the seeds' token-space arms first: they finish first
+  scores[on_lora_rl_lr3e-5_seed$seed]="paper:8 greedy:16 paper:2 greedy:8 greedy:2"
+  after "$out/lora_rl_lr3e-5_seed$seed/export"
+  for protocol in greedy paper; do
+    evaluate "$protocol" "lora_rl_lr3e-5_seed$seed" checkpoint="$out/lora_rl_lr3e-5_seed$seed/export"
+  done
+done
+for arm in on_lora_sigma8 on_lora_sigma8_rl "${chain_lrs[@]/#/on_lora_rl_lr}" "${seeds[@]/#/on_lora_rl_lr3e-5_seed}"; do
   after "$out/$arm/export"
   for score in ${scores[$arm]}; do
     evaluate "${score%:*}" "${arm}_levels${score#*:}" checkpoint="$out/$arm/export" solver.levels="${score#*:}"
@@ -106,15 +113,22 @@ results() {  # protocol, suffix, arms...: their results.json
   shift 2
   for arm; do echo "$out/eval/$protocol/$arm$suffix/results.json"; done
 }
+seeded() {  # protocol, suffix, arm: its seeds' results.json, joined by + (compare.py's mean over them)
+  local paths=($(results "$1" "$2" "$3" "${seeds[@]/#/$3_seed}"))
+  local IFS=+
+  echo "${paths[*]}"
+}
 ls $(results greedy '' lora "${token_arms[@]}") $(results paper '' lora "${token_arms[@]}") \
   $(results greedy _levels2 "${diffusion_arms[@]}") $(results greedy _levels8 "${diffusion_arms[@]}") \
   $(results greedy _levels16 "${diffusion_arms[@]}") $(results paper _levels2 "${diffusion_arms[@]}") \
   $(results paper _levels8 "${diffusion_arms[@]}") $(results paper _levels16 on_lora_sigma8_rl on_lora_rl_lr3e-5) \
-  $(results greedy '' lora_rl_lr3e-5_seed1) $(results greedy _levels2 on_lora_rl_lr3e-5_seed1) \
-  $(results greedy _levels8 on_lora_rl_lr3e-5_seed1) $(results greedy _levels16 on_lora_rl_lr3e-5_seed1) > /dev/null 2>&1 \
-  || exit 0
+  $(for seed in "${seeds[@]}"; do results greedy '' "lora_rl_lr3e-5_seed$seed"; results paper '' "lora_rl_lr3e-5_seed$seed"
+      for score in ${scores[on_lora_rl_lr3e-5_seed$seed]}; do
+        results "${score%:*}" "_levels${score#*:}" "on_lora_rl_lr3e-5_seed$seed"
+      done
+    done) > /dev/null 2>&1 || exit 0
 # the choice: greedy validation accuracy, half-way / end
-for arm in "${token_arms[@]}" "${chain_arms[@]}" {lora_rl,on_lora_rl}_lr3e-5_seed1; do
+for arm in "${token_arms[@]}" "${chain_arms[@]}" "${seeds[@]/#/lora_rl_lr3e-5_seed}" "${seeds[@]/#/on_lora_rl_lr3e-5_seed}"; do
   python -c 'import csv, sys; rows = [" ".join(r[k] for k in r if k.startswith("val/accuracy") and r[k])
                                      for r in csv.DictReader(open(sys.argv[1])) if r.get("val/accuracy")]
 print(sys.argv[2], "validation accuracy", " / ".join(rows))' "$out/$arm/metrics.csv" "$arm"
@@ -133,12 +147,25 @@ for protocol in greedy paper; do
     python experiments/smollm2_rl/compare.py $(results "$protocol" "_levels$levels" on_lora_sigma8 on_lora_sigma8_rl)
   done
 done
-# the second seed: its steps, the two chosen arms against each other, each arm against its first seed
-python experiments/smollm2_rl/compare.py $(results greedy _levels2 on_lora_rl_lr3e-5_seed1) \
-  $(results greedy _levels8 on_lora_rl_lr3e-5_seed1) $(results greedy _levels16 on_lora_rl_lr3e-5_seed1)
-python experiments/smollm2_rl/compare.py $(results greedy '' lora_rl_lr3e-5_seed1) \
-  $(results greedy _levels8 on_lora_rl_lr3e-5_seed1)
-python experiments/smollm2_rl/compare.py $(results greedy '' lora_rl_lr3e-5) $(results greedy '' lora_rl_lr3e-5_seed1)
-python experiments/smollm2_rl/compare.py $(results greedy _levels8 on_lora_rl_lr3e-5{,_seed1})
+# the other seeds: each seed's steps and match, each arm against its first seed, then the means over the seeds
+chosen=(lora_rl_lr3e-5 on_lora_rl_lr3e-5)
+for protocol in greedy paper; do
+  for seed in "${seeds[@]}"; do
+    python experiments/smollm2_rl/compare.py $(results "$protocol" _levels2 "on_lora_rl_lr3e-5_seed$seed") \
+      $(results "$protocol" _levels8 "on_lora_rl_lr3e-5_seed$seed") \
+      $(ls "$(results "$protocol" _levels16 "on_lora_rl_lr3e-5_seed$seed")" 2> /dev/null)
+    python experiments/smollm2_rl/compare.py $(results "$protocol" '' "lora_rl_lr3e-5_seed$seed") \
+      $(results "$protocol" _levels8 "on_lora_rl_lr3e-5_seed$seed")
+  done
+  python experiments/smollm2_rl/compare.py $(results "$protocol" '' "${chosen[0]}") \
+    $(results "$protocol" '' "${seeds[@]/#/${chosen[0]}_seed}")
+  python experiments/smollm2_rl/compare.py $(results "$protocol" _levels8 "${chosen[1]}") \
+    $(results "$protocol" _levels8 "${seeds[@]/#/${chosen[1]}_seed}")
+  levels=(2 8)
+  [[ $protocol == greedy ]] && levels+=(16)
+  python experiments/smollm2_rl/compare.py $(for level in "${levels[@]}"; do seeded "$protocol" "_levels$level" "${chosen[1]}"; done)
+  python experiments/smollm2_rl/compare.py $(seeded "$protocol" '' "${chosen[0]}") $(seeded "$protocol" _levels8 "${chosen[1]}") \
+    $(results "$protocol" '' lora)
+done
 python -m l2d.report out="$out/report" inputs="[$out]"  # every time: an arm added later belongs in it (6 s)
 column -t -s $'\t' "$out/stages.tsv"

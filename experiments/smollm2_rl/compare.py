@@ -6,11 +6,15 @@ interval over the problems, p of the exact paired permutation test — McNemar's
 
 An argument A.json+B.json+... is the mean of those scorings of the same problems (e.g. one arm's seeds): each
 problem's score is its mean over them, on the problems all of them scored, and its interval is the bootstrap over
-problems (it holds the problems' chance, not the seeds'; the seeds' own spread is printed beside it)."""
+problems (it holds the problems' chance, not the seeds'; the seeds' own spread is printed beside it). Two such
+means of as many runs are also compared run by run, in order (seed by seed): the runs' differences and p of the
+paired t-test over them, which holds the seeds' chance (and, with few runs, little power)."""
 
 import json
 import sys
 from pathlib import Path
+
+from scipy.stats import ttest_rel
 
 from l2d.tasks.summary import bootstrap_interval, paired, problem_score
 
@@ -24,26 +28,30 @@ def scores(argument: str) -> tuple[dict[str, float], dict]:
     mean = {i: sum(run[i] for run in found) / len(found) for i in shared}
     low, high = bootstrap_interval(list(mean.values()))
     spread = [sum(run[i] for i in shared) / max(1, len(shared)) for run in found]
-    summary = {"score": sum(mean.values()) / max(1, len(mean)), "ci95_low": low, "ci95_high": high,
-               "runs": " / ".join(f"{100 * score:.1f}" for score in spread)}
+    summary = {"score": sum(mean.values()) / max(1, len(mean)), "ci95_low": low, "ci95_high": high, "runs": spread}
     return mean, summary
 
 
 def score_line(argument: str, summary: dict) -> str:
-    runs = f" [mean of {summary['runs']}]" if "runs" in summary else ""
+    runs = f" [mean of {' / '.join(f'{100 * score:.1f}' for score in summary['runs'])}]" if "runs" in summary else ""
     return f"{argument}: {100 * summary['score']:.1f}% ({100 * summary['ci95_low']:.1f}-{100 * summary['ci95_high']:.1f}){runs}"
 
 
 def main(reference: str, *others: str) -> None:
-    base, summary = scores(reference)
-    print(score_line(reference, summary))
+    base, base_summary = scores(reference)
+    print(score_line(reference, base_summary))
     for other in others:
         found, summary = scores(other)
         pair = paired(base, found)
+        by_run = ""
+        if len(summary.get("runs", ())) == len(base_summary.get("runs", ())):
+            differences = [b - a for a, b in zip(base_summary["runs"], summary["runs"])]
+            by_run = (f"; run by run {' / '.join(f'{100 * d:+.1f}' for d in differences)}, "
+                      f"t-test over the runs p = {ttest_rel(summary['runs'], base_summary['runs']).pvalue:.2g}")
         print(f"{score_line(other, summary)}; "
               f"against the reference on {pair.problems} problems +{pair.gained} / -{pair.lost}, "
               f"{100 * pair.change:+.1f} points ({100 * pair.ci95_low:+.1f} to {100 * pair.ci95_high:+.1f}), "
-              f"p = {pair.p:.2g}")
+              f"p = {pair.p:.2g}{by_run}")
 
 
 if __name__ == "__main__":

@@ -10,9 +10,9 @@
 #                refine (sigma8.sh: steps paid there after RL, but from the frozen base's 20%)
 #   lora_rl_lr3e-5, lora_rl_lr1e-5, lora_rl_kl0.04   LoRA + RL's candidates, chosen on validation
 #   on_lora_rl_lr3e-4, on_lora_rl_lr3e-5   the chain's learning rate beside on_lora_rl's 1e-4, as LoRA + RL's
-#   lora_rl_lr3e-5_seed{1,2}, on_lora_rl_lr3e-5_seed{1,2}   the two chosen arms with two more seeds
+#   lora_rl_lr3e-5_seed{1,2,3}, on_lora_rl_lr3e-5_seed{1,2,3}   the two chosen arms with three more seeds
 # then every arm on the 500 test problems under both protocols (the LoRA arms once, the L2D arms at levels 8, 2
-# and 16, to t = 1), the paired comparisons and the report.
+# and 16, the chosen one also at 4; to t = 1), the paired comparisons and the report.
 #
 #   bash experiments/smollm2_rl/on_lora.sh [OUT]     (OUT: experiments/runs/smollm2_rl_on_lora; ARMS: as run.sh)
 #
@@ -55,7 +55,7 @@ for lr in "${chain_lrs[@]}"; do
 done
 # The two chosen arms again with other seeds (the prompts' order and every noise stream): how far one RL run moves
 # by chance, and the arms' means over seeds (each seed's pair suits two copies at once).
-seeds=(1 2)
+seeds=(1 2 3)
 for seed in "${seeds[@]}"; do
   reinforce "lora_rl_lr3e-5_seed$seed" method=lora_rl init="$lora" lr=3e-5 seed="$seed"
   reinforce "on_lora_rl_lr3e-5_seed$seed" method=l2d_rl init="$start" "$held" method.reinforce.x1_temperature=0.5 \
@@ -90,9 +90,10 @@ declare -A scores=([on_lora_sigma8]="greedy:2 greedy:8 greedy:16 paper:2 paper:8
 for lr in "${chain_lrs[@]}"; do
   scores[on_lora_rl_lr$lr]="paper:8 greedy:16 paper:2 greedy:8 greedy:2"
 done
-scores[on_lora_rl_lr3e-5]+=" paper:16"  # the learning rate chosen on validation: every levels under both protocols
+scores[on_lora_rl_lr3e-5]+=" paper:16 paper:4 greedy:4"  # the learning rate chosen on validation: every levels
+# under both protocols (levels 1 is the LoRA model, the lora row)
 for seed in "${seeds[@]}"; do  # the seeds' token-space arms first: they finish first
-  scores[on_lora_rl_lr3e-5_seed$seed]="paper:8 greedy:16 paper:2 greedy:8 greedy:2"
+  scores[on_lora_rl_lr3e-5_seed$seed]="paper:8 greedy:16 paper:2 greedy:8 greedy:4 greedy:2"
   after "$out/lora_rl_lr3e-5_seed$seed/export"
   for protocol in greedy paper; do
     evaluate "$protocol" "lora_rl_lr3e-5_seed$seed" checkpoint="$out/lora_rl_lr3e-5_seed$seed/export"
@@ -122,6 +123,7 @@ ls $(results greedy '' lora "${token_arms[@]}") $(results paper '' lora "${token
   $(results greedy _levels2 "${diffusion_arms[@]}") $(results greedy _levels8 "${diffusion_arms[@]}") \
   $(results greedy _levels16 "${diffusion_arms[@]}") $(results paper _levels2 "${diffusion_arms[@]}") \
   $(results paper _levels8 "${diffusion_arms[@]}") $(results paper _levels16 on_lora_sigma8_rl on_lora_rl_lr3e-5) \
+  $(results greedy _levels4 on_lora_rl_lr3e-5) $(results paper _levels4 on_lora_rl_lr3e-5) \
   $(for seed in "${seeds[@]}"; do results greedy '' "lora_rl_lr3e-5_seed$seed"; results paper '' "lora_rl_lr3e-5_seed$seed"
       for score in ${scores[on_lora_rl_lr3e-5_seed$seed]}; do
         results "${score%:*}" "_levels${score#*:}" "on_lora_rl_lr3e-5_seed$seed"
@@ -134,8 +136,9 @@ for arm in "${token_arms[@]}" "${chain_arms[@]}" "${seeds[@]/#/lora_rl_lr3e-5_se
 print(sys.argv[2], "validation accuracy", " / ".join(rows))' "$out/$arm/metrics.csv" "$arm"
 done
 for protocol in greedy paper; do
-  for arm in "${diffusion_arms[@]}"; do  # more steps, same model (levels 16 where scored)
-    python experiments/smollm2_rl/compare.py $(results "$protocol" _levels2 "$arm") $(results "$protocol" _levels8 "$arm") \
+  for arm in "${diffusion_arms[@]}"; do  # more steps, same model (levels 4 and 16 where scored)
+    python experiments/smollm2_rl/compare.py $(results "$protocol" _levels2 "$arm") \
+      $(ls $(results "$protocol" _levels4 "$arm") 2> /dev/null) $(results "$protocol" _levels8 "$arm") \
       $(ls "$(results "$protocol" _levels16 "$arm")" 2> /dev/null)
   done
   for reference in "${token_arms[@]}" lora; do  # the token-space arms against the diffusion ones at levels 8
@@ -162,7 +165,7 @@ for protocol in greedy paper; do
   python experiments/smollm2_rl/compare.py $(results "$protocol" _levels8 "${chosen[1]}") \
     $(results "$protocol" _levels8 "${seeds[@]/#/${chosen[1]}_seed}")
   levels=(2 8)
-  [[ $protocol == greedy ]] && levels+=(16)
+  [[ $protocol == greedy ]] && levels=(2 4 8 16)
   python experiments/smollm2_rl/compare.py $(for level in "${levels[@]}"; do seeded "$protocol" "_levels$level" "${chosen[1]}"; done)
   python experiments/smollm2_rl/compare.py $(seeded "$protocol" '' "${chosen[0]}") $(seeded "$protocol" _levels8 "${chosen[1]}") \
     $(results "$protocol" '' lora)

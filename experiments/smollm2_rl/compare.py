@@ -44,7 +44,7 @@ def main(reference: str, *others: str) -> None:
         found, summary = scores(other)
         pair = paired(base, found)
         by_run = ""
-        if len(summary.get("runs", ())) == len(base_summary.get("runs", ())):
+        if "runs" in summary and len(summary["runs"]) == len(base_summary.get("runs", ())):
             differences = [b - a for a, b in zip(base_summary["runs"], summary["runs"])]
             by_run = (f"; run by run {' / '.join(f'{100 * d:+.1f}' for d in differences)}, "
                       f"t-test over the runs p = {ttest_rel(summary['runs'], base_summary['runs']).pvalue:.2g}")

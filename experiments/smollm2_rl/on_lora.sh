@@ -62,49 +62,41 @@ for seed in "${seeds[@]}"; do
     lr=3e-5 seed="$seed"
 done
 
-# What exists first is scored first, so that a copy free while the other trains has work.
-for protocol in greedy paper; do
-  evaluate "$protocol" lora checkpoint="$lora"
-done
-for arm in on_lora on_lora_rl; do
-  after "$out/$arm/export"
-  for protocol in greedy paper; do
-    for levels in 8 2; do  # levels 1 is the LoRA model for both (exact at t = 0): the lora row
-      evaluate "$protocol" "${arm}_levels$levels" checkpoint="$out/$arm/export" solver.levels="$levels"
-    done
-  done
-done
-for arm in on_lora_rl on_lora; do
-  evaluate greedy "${arm}_levels16" checkpoint="$out/$arm/export" solver.levels=16
-done
-for arm in "${token_arms[@]}"; do  # the learning-rate candidates last: they finish last
-  after "$out/$arm/export"
-  for protocol in greedy paper; do
-    evaluate "$protocol" "$arm" checkpoint="$out/$arm/export"
-  done
-done
-# protocol:levels per arm; the RL arm's adds paper:16, as the steps target asks (levels 8 and 16 above 2 under
-# both protocols), longest first so two copies end together
-declare -A scores=([on_lora_sigma8]="greedy:2 greedy:8 greedy:16 paper:2 paper:8"
+# protocol:levels per L2D arm (levels 1 is the LoRA model for every one, exact at t = 0: the lora row); the RL arm
+# chosen on validation at every levels under both protocols, as the steps target asks; longest first so two copies
+# end together
+declare -A scores=([on_lora]="greedy:8 greedy:2 paper:8 paper:2 greedy:16"
+  [on_lora_rl]="greedy:8 greedy:2 paper:8 paper:2 greedy:16" [on_lora_sigma8]="greedy:2 greedy:8 greedy:16 paper:2 paper:8"
   [on_lora_sigma8_rl]="paper:16 paper:8 greedy:16 paper:2 greedy:8 greedy:2")
 for lr in "${chain_lrs[@]}"; do
   scores[on_lora_rl_lr$lr]="paper:8 greedy:16 paper:2 greedy:8 greedy:2"
 done
-scores[on_lora_rl_lr3e-5]+=" paper:16 paper:4 greedy:4"  # the learning rate chosen on validation: every levels
-# under both protocols (levels 1 is the LoRA model, the lora row)
-for seed in "${seeds[@]}"; do  # the seeds' token-space arms first: they finish first
+scores[on_lora_rl_lr3e-5]+=" paper:16 paper:4 greedy:4"
+for seed in "${seeds[@]}"; do
   scores[on_lora_rl_lr3e-5_seed$seed]="paper:8 greedy:16 paper:2 greedy:8 greedy:4 greedy:2"
-  after "$out/lora_rl_lr3e-5_seed$seed/export"
-  for protocol in greedy paper; do
-    evaluate "$protocol" "lora_rl_lr3e-5_seed$seed" checkpoint="$out/lora_rl_lr3e-5_seed$seed/export"
-  done
 done
-for arm in on_lora_sigma8 on_lora_sigma8_rl "${chain_lrs[@]/#/on_lora_rl_lr}" "${seeds[@]/#/on_lora_rl_lr3e-5_seed}"; do
-  after "$out/$arm/export"
-  for score in ${scores[$arm]}; do
-    evaluate "${score%:*}" "${arm}_levels${score#*:}" checkpoint="$out/$arm/export" solver.levels="${score#*:}"
+seed_token_arms=("${seeds[@]/#/lora_rl_lr3e-5_seed}")
+levels_arms=(on_lora on_lora_rl on_lora_sigma8 on_lora_sigma8_rl "${chain_lrs[@]/#/on_lora_rl_lr}"
+  "${seeds[@]/#/on_lora_rl_lr3e-5_seed}")
+score_levels() {  # arm: its scores
+  local score
+  after "$out/$1/export"
+  for score in ${scores[$1]}; do
+    evaluate "${score%:*}" "$1_levels${score#*:}" checkpoint="$out/$1/export" solver.levels="${score#*:}"
   done
+}
+score_token() {  # arm: under both protocols
+  after "$out/$1/export"
+  evaluate greedy "$1" checkpoint="$out/$1/export"
+  evaluate paper "$1" checkpoint="$out/$1/export"
+}
+# What exists first is scored first, so that a copy free while the other trains has work.
+for protocol in greedy paper; do
+  evaluate "$protocol" lora checkpoint="$lora"
 done
+for arm in "${levels_arms[@]:0:2}"; do score_levels "$arm"; done
+for arm in "${token_arms[@]}" "${seed_token_arms[@]}"; do score_token "$arm"; done  # the candidates finish last
+for arm in "${levels_arms[@]:2}"; do score_levels "$arm"; done
 
 # Once every score exists (another copy may still be scoring): the paired comparisons and the report.
 chain_arms=(on_lora_rl "${chain_lrs[@]/#/on_lora_rl_lr}")  # RL through the σ 64 chain, by learning rate
@@ -119,27 +111,31 @@ seeded() {  # protocol, suffix, arm: its seeds' results.json, joined by + (compa
   local IFS=+
   echo "${paths[*]}"
 }
-ls $(results greedy '' lora "${token_arms[@]}") $(results paper '' lora "${token_arms[@]}") \
-  $(results greedy _levels2 "${diffusion_arms[@]}") $(results greedy _levels8 "${diffusion_arms[@]}") \
-  $(results greedy _levels16 "${diffusion_arms[@]}") $(results paper _levels2 "${diffusion_arms[@]}") \
-  $(results paper _levels8 "${diffusion_arms[@]}") $(results paper _levels16 on_lora_sigma8_rl on_lora_rl_lr3e-5) \
-  $(results greedy _levels4 on_lora_rl_lr3e-5) $(results paper _levels4 on_lora_rl_lr3e-5) \
-  $(for seed in "${seeds[@]}"; do results greedy '' "lora_rl_lr3e-5_seed$seed"; results paper '' "lora_rl_lr3e-5_seed$seed"
-      for score in ${scores[on_lora_rl_lr3e-5_seed$seed]}; do
-        results "${score%:*}" "_levels${score#*:}" "on_lora_rl_lr3e-5_seed$seed"
-      done
-    done) > /dev/null 2>&1 || exit 0
+every_score() {  # every scoring's results.json, as scored above
+  local protocol arm score
+  for protocol in greedy paper; do results "$protocol" '' lora "${token_arms[@]}" "${seed_token_arms[@]}"; done
+  for arm in "${levels_arms[@]}"; do
+    for score in ${scores[$arm]}; do results "${score%:*}" "_levels${score#*:}" "$arm"; done
+  done
+}
+levels_of() {  # protocol, arm: the levels it is scored at besides 2, ascending
+  local score
+  for score in ${scores[$2]}; do [[ ${score%:*} == "$1" && ${score#*:} != 2 ]] && echo "${score#*:}"; done | sort -n
+}
+steps() {  # protocol, arm: its levels 2 against its other levels
+  python experiments/smollm2_rl/compare.py $(results "$1" _levels2 "$2") \
+    $(for levels in $(levels_of "$1" "$2"); do results "$1" "_levels$levels" "$2"; done)
+}
+ls $(every_score) > /dev/null 2>&1 || exit 0
 # the choice: greedy validation accuracy, half-way / end
-for arm in "${token_arms[@]}" "${chain_arms[@]}" "${seeds[@]/#/lora_rl_lr3e-5_seed}" "${seeds[@]/#/on_lora_rl_lr3e-5_seed}"; do
+for arm in "${token_arms[@]}" "${chain_arms[@]}" "${seed_token_arms[@]}" "${seeds[@]/#/on_lora_rl_lr3e-5_seed}"; do
   python -c 'import csv, sys; rows = [" ".join(r[k] for k in r if k.startswith("val/accuracy") and r[k])
                                      for r in csv.DictReader(open(sys.argv[1])) if r.get("val/accuracy")]
 print(sys.argv[2], "validation accuracy", " / ".join(rows))' "$out/$arm/metrics.csv" "$arm"
 done
 for protocol in greedy paper; do
-  for arm in "${diffusion_arms[@]}"; do  # more steps, same model (levels 4 and 16 where scored)
-    python experiments/smollm2_rl/compare.py $(results "$protocol" _levels2 "$arm") \
-      $(ls $(results "$protocol" _levels4 "$arm") 2> /dev/null) $(results "$protocol" _levels8 "$arm") \
-      $(ls "$(results "$protocol" _levels16 "$arm")" 2> /dev/null)
+  for arm in "${diffusion_arms[@]}"; do  # more steps, same model
+    steps "$protocol" "$arm"
   done
   for reference in "${token_arms[@]}" lora; do  # the token-space arms against the diffusion ones at levels 8
     python experiments/smollm2_rl/compare.py $(results "$protocol" '' "$reference") \
@@ -151,23 +147,19 @@ for protocol in greedy paper; do
   done
 done
 # the other seeds: each seed's steps and match, each arm against its first seed, then the means over the seeds
-chosen=(lora_rl_lr3e-5 on_lora_rl_lr3e-5)
+token=lora_rl_lr3e-5 chain=on_lora_rl_lr3e-5  # the two arms chosen on validation
 for protocol in greedy paper; do
   for seed in "${seeds[@]}"; do
-    python experiments/smollm2_rl/compare.py $(results "$protocol" _levels2 "on_lora_rl_lr3e-5_seed$seed") \
-      $(results "$protocol" _levels8 "on_lora_rl_lr3e-5_seed$seed") \
-      $(ls "$(results "$protocol" _levels16 "on_lora_rl_lr3e-5_seed$seed")" 2> /dev/null)
-    python experiments/smollm2_rl/compare.py $(results "$protocol" '' "lora_rl_lr3e-5_seed$seed") \
-      $(results "$protocol" _levels8 "on_lora_rl_lr3e-5_seed$seed")
+    steps "$protocol" "${chain}_seed$seed"
+    python experiments/smollm2_rl/compare.py $(results "$protocol" '' "${token}_seed$seed") \
+      $(results "$protocol" _levels8 "${chain}_seed$seed")
   done
-  python experiments/smollm2_rl/compare.py $(results "$protocol" '' "${chosen[0]}") \
-    $(results "$protocol" '' "${seeds[@]/#/${chosen[0]}_seed}")
-  python experiments/smollm2_rl/compare.py $(results "$protocol" _levels8 "${chosen[1]}") \
-    $(results "$protocol" _levels8 "${seeds[@]/#/${chosen[1]}_seed}")
-  levels=(2 8)
-  [[ $protocol == greedy ]] && levels=(2 4 8 16)
-  python experiments/smollm2_rl/compare.py $(for level in "${levels[@]}"; do seeded "$protocol" "_levels$level" "${chosen[1]}"; done)
-  python experiments/smollm2_rl/compare.py $(seeded "$protocol" '' "${chosen[0]}") $(seeded "$protocol" _levels8 "${chosen[1]}") \
+  python experiments/smollm2_rl/compare.py $(results "$protocol" '' "$token") $(results "$protocol" '' "${seeds[@]/#/${token}_seed}")
+  python experiments/smollm2_rl/compare.py $(results "$protocol" _levels8 "$chain") \
+    $(results "$protocol" _levels8 "${seeds[@]/#/${chain}_seed}")
+  python experiments/smollm2_rl/compare.py $(seeded "$protocol" _levels2 "$chain") \
+    $(for levels in $(levels_of "$protocol" "${chain}_seed1"); do seeded "$protocol" "_levels$levels" "$chain"; done)
+  python experiments/smollm2_rl/compare.py $(seeded "$protocol" '' "$token") $(seeded "$protocol" _levels8 "$chain") \
     $(results "$protocol" '' lora)
 done
 python -m l2d.report out="$out/report" inputs="[$out]"  # every time: an arm added later belongs in it (6 s)

@@ -40,10 +40,16 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed(run, device: torch.device, warmup: int, repeats: int) -> float:
-    """Median seconds of `run()` after `warmup` untimed calls."""
+def timed(run, device: torch.device, warmup: int, repeats: int, label: str) -> float:
+    """Median seconds of `run()` after `warmup` untimed calls. Each setting is logged as it starts and ends,
+    so a run cut short (a GPU lease's limit) still says which setting took the time."""
+    log.info("%s: warm-up", label)
+    synchronize(device)
+    start = time.perf_counter()
     for _ in range(warmup):
         run()
+    synchronize(device)
+    log.info("%s: warm-up %.1f s (compilation included)", label, time.perf_counter() - start)
     times = []
     for _ in range(repeats):
         synchronize(device)
@@ -51,6 +57,7 @@ def timed(run, device: torch.device, warmup: int, repeats: int) -> float:
         run()
         synchronize(device)
         times.append(time.perf_counter() - start)
+    log.info("%s: median %.3f s of %d", label, statistics.median(times), repeats)
     return statistics.median(times)
 
 
@@ -96,7 +103,7 @@ def decoding_rows(cfg: DictConfig, base, device) -> list[dict]:
             for name, run in settings.items():
                 if name in compiled:
                     torch._dynamo.reset()  # each shape compiles afresh in its warm-up, never past dynamo's limit
-                seconds[name] = timed(run, device, cfg.warmup, cfg.repeats)
+                seconds[name] = timed(run, device, cfg.warmup, cfg.repeats, f"{name}, batch {batch}")
         reference = seconds["ours, plain LM (levels=1)"]
         for name, s in seconds.items():
             extra = (s - reference) / (new * nfe[name]) * 1e3 if name.startswith("L2D") else None
@@ -137,7 +144,7 @@ def training_rows(cfg: DictConfig, load_base, device) -> list[dict]:
 
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        seconds = timed(step, device, cfg.warmup, cfg.repeats)
+        seconds = timed(step, device, cfg.warmup, cfg.repeats, f"training step, {method}")
         tokens = ids.numel()
         flops = training_flops(method, base, network, tokens, int((next_token_labels(labels) != IGNORE_INDEX).sum()))
         rows.append({"kind": "train", "setting": method, "batch": cfg.train.batch, "sequence": cfg.train.sequence,

@@ -1,6 +1,7 @@
 """The benchmark runs end to end on the tiny model (speed itself is measured, never asserted)."""
 
 import json
+import logging
 
 from l2d.bench import bench
 from tests.compose import compose_config
@@ -23,7 +24,8 @@ def test_bench_runs_every_setting_and_writes_json_and_markdown(tmp_path):
     assert "aten::scaled_dot_product_attention" in (tmp_path / "profile.txt").read_text()
 
 
-def test_bench_adds_fast_path_rows_when_compiling(tmp_path):
+def test_bench_adds_fast_path_rows_when_compiling(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="l2d.bench")
     cfg = compose_config("bench", ["model=tiny", "decode.batch_sizes=[1]", "decode.prompt_tokens=8",
                                    "decode.new_tokens=3", "decode.guidance=[false]", "decode.compile=eager",
                                    "decode.l2d=[{solver: midpoint, levels: 2}]", "warmup=1", "repeats=1",
@@ -32,3 +34,7 @@ def test_bench_adds_fast_path_rows_when_compiling(tmp_path):
     assert set(rows) == {"transformers generate()", "ours, plain LM (levels=1)", "L2D midpoint levels=2",
                          "L2D midpoint levels=2 [compile=eager]"}
     assert rows["L2D midpoint levels=2 [compile=eager]"]["nfe"] == 3
+    # Each setting is logged as it starts and ends (a cut run says which one took the time)
+    messages = [record.getMessage() for record in caplog.records if record.name == "l2d.bench"]
+    assert "L2D midpoint levels=2 [compile=eager], batch 1: warm-up" in messages
+    assert any(m.startswith("L2D midpoint levels=2 [compile=eager], batch 1: median") for m in messages)

@@ -78,18 +78,6 @@ done
 seed_token_arms=("${seeds[@]/#/lora_rl_lr3e-5_seed}")
 levels_arms=(on_lora on_lora_rl on_lora_sigma8 on_lora_sigma8_rl "${chain_lrs[@]/#/on_lora_rl_lr}"
   "${seeds[@]/#/on_lora_rl_lr3e-5_seed}")
-score_levels() {  # arm: its scores
-  local score
-  after "$out/$1/export"
-  for score in ${scores[$1]}; do
-    evaluate "${score%:*}" "$1_levels${score#*:}" checkpoint="$out/$1/export" solver.levels="${score#*:}"
-  done
-}
-score_token() {  # arm: under both protocols
-  after "$out/$1/export"
-  evaluate greedy "$1" checkpoint="$out/$1/export"
-  evaluate paper "$1" checkpoint="$out/$1/export"
-}
 # What exists first is scored first, so that a copy free while the other trains has work.
 for protocol in greedy paper; do
   evaluate "$protocol" lora checkpoint="$lora"
@@ -101,41 +89,22 @@ for arm in "${levels_arms[@]:2}"; do score_levels "$arm"; done
 # Once every score exists (another copy may still be scoring): the paired comparisons and the report.
 chain_arms=(on_lora_rl "${chain_lrs[@]/#/on_lora_rl_lr}")  # RL through the σ 64 chain, by learning rate
 diffusion_arms=(on_lora "${chain_arms[@]}" on_lora_sigma8 on_lora_sigma8_rl)
-results() {  # protocol, suffix, arms...: their results.json
-  local protocol=$1 suffix=$2 arm
-  shift 2
-  for arm; do echo "$out/eval/$protocol/$arm$suffix/results.json"; done
-}
 seeded() {  # protocol, suffix, arm: its seeds' results.json, joined by + (compare.py's mean over them)
   local paths=($(results "$1" "$2" "$3" "${seeds[@]/#/$3_seed}"))
   local IFS=+
   echo "${paths[*]}"
 }
 every_score() {  # every scoring's results.json, as scored above
-  local protocol arm score
+  local protocol
   for protocol in greedy paper; do results "$protocol" '' lora "${token_arms[@]}" "${seed_token_arms[@]}"; done
-  for arm in "${levels_arms[@]}"; do
-    for score in ${scores[$arm]}; do results "${score%:*}" "_levels${score#*:}" "$arm"; done
-  done
-}
-levels_of() {  # protocol, arm: the levels it is scored at besides 2, ascending
-  local score
-  for score in ${scores[$2]}; do [[ ${score%:*} == "$1" && ${score#*:} != 2 ]] && echo "${score#*:}"; done | sort -n
-}
-steps() {  # protocol, arm: its levels 2 against its other levels
-  python experiments/smollm2_rl/compare.py $(results "$1" _levels2 "$2") \
-    $(for levels in $(levels_of "$1" "$2"); do results "$1" "_levels$levels" "$2"; done)
+  levels_scored "${levels_arms[@]}"
 }
 ls $(every_score) > /dev/null 2>&1 || exit 0
-# the choice: greedy validation accuracy, half-way / end
-for arm in "${token_arms[@]}" "${chain_arms[@]}" "${seed_token_arms[@]}" "${seeds[@]/#/on_lora_rl_lr3e-5_seed}"; do
-  python -c 'import csv, sys; rows = [" ".join(r[k] for k in r if k.startswith("val/accuracy") and r[k])
-                                     for r in csv.DictReader(open(sys.argv[1])) if r.get("val/accuracy")]
-print(sys.argv[2], "validation accuracy", " / ".join(rows))' "$out/$arm/metrics.csv" "$arm"
-done
+validation_accuracy "${token_arms[@]}" "${chain_arms[@]}" "${seed_token_arms[@]}" \
+  "${seeds[@]/#/on_lora_rl_lr3e-5_seed}"  # the choice
 for protocol in greedy paper; do
   for arm in "${diffusion_arms[@]}"; do  # more steps, same model
-    steps "$protocol" "$arm"
+    more_levels "$protocol" "$arm"
   done
   for reference in "${token_arms[@]}" lora; do  # the token-space arms against the diffusion ones at levels 8
     python experiments/smollm2_rl/compare.py $(results "$protocol" '' "$reference") \
@@ -150,7 +119,7 @@ done
 token=lora_rl_lr3e-5 chain=on_lora_rl_lr3e-5  # the two arms chosen on validation
 for protocol in greedy paper; do
   for seed in "${seeds[@]}"; do
-    steps "$protocol" "${chain}_seed$seed"
+    more_levels "$protocol" "${chain}_seed$seed"
     python experiments/smollm2_rl/compare.py $(results "$protocol" '' "${token}_seed$seed") \
       $(results "$protocol" _levels8 "${chain}_seed$seed")
   done

@@ -40,50 +40,20 @@ reinforce on_lora_rl_lr3e-5 method=l2d_rl init="$start" "$held" method.reinforce
 declare -A scores=([on_lora]="paper:8 greedy:16 paper:2 greedy:8 greedy:2"
   [on_lora_rl_lr3e-5]="paper:8 greedy:16 paper:2 greedy:8 greedy:4 greedy:2 paper:16")
 token_arms=(lora lora_rl_lr3e-5)
-score_levels() {  # arm: its scores
-  local score
-  after "$out/$1/export"
-  for score in ${scores[$1]}; do
-    evaluate "${score%:*}" "$1_levels${score#*:}" checkpoint="$out/$1/export" solver.levels="${score#*:}" \
-      "${test_terms[@]}"
-  done
-}
-score_token() {  # arm: under both protocols
-  after "$out/$1/export"
-  evaluate greedy "$1" checkpoint="$out/$1/export" "${test_terms[@]}"
-  evaluate paper "$1" checkpoint="$out/$1/export" "${test_terms[@]}"
-}
+score_overrides=("${test_terms[@]}")
 for arm in "${token_arms[@]}"; do score_token "$arm"; done
 for arm in on_lora on_lora_rl_lr3e-5; do score_levels "$arm"; done
 
 # Once every score exists (another copy may still be scoring): the paired comparisons and the report.
-results() {  # protocol, suffix, arms...: their results.json
-  local protocol=$1 suffix=$2 arm
-  shift 2
-  for arm; do echo "$out/eval/$protocol/$arm$suffix/results.json"; done
-}
 every_score() {
-  local protocol arm score
+  local protocol
   for protocol in greedy paper; do results "$protocol" '' "${token_arms[@]}"; done
-  for arm in "${!scores[@]}"; do
-    for score in ${scores[$arm]}; do results "${score%:*}" "_levels${score#*:}" "$arm"; done
-  done
-}
-levels_of() {  # protocol, arm: the levels it is scored at besides 2, ascending
-  local score
-  for score in ${scores[$2]}; do [[ ${score%:*} == "$1" && ${score#*:} != 2 ]] && echo "${score#*:}"; done | sort -n
+  levels_scored "${!scores[@]}"
 }
 ls $(every_score) > /dev/null 2>&1 || exit 0
-for arm in lora_rl_lr3e-5 on_lora_rl_lr3e-5; do  # greedy validation accuracy, half-way / end
-  python -c 'import csv, sys; rows = [" ".join(r[k] for k in r if k.startswith("val/accuracy") and r[k])
-                                     for r in csv.DictReader(open(sys.argv[1])) if r.get("val/accuracy")]
-print(sys.argv[2], "validation accuracy", " / ".join(rows))' "$out/$arm/metrics.csv" "$arm"
-done
+validation_accuracy lora_rl_lr3e-5 on_lora_rl_lr3e-5  # half-way / end
 for protocol in greedy paper; do
-  for arm in on_lora on_lora_rl_lr3e-5; do  # more steps, same model
-    python experiments/smollm2_rl/compare.py $(results "$protocol" _levels2 "$arm") \
-      $(for levels in $(levels_of "$protocol" "$arm"); do results "$protocol" "_levels$levels" "$arm"; done)
-  done
+  for arm in on_lora on_lora_rl_lr3e-5; do more_levels "$protocol" "$arm"; done  # more steps, same model
   # the match at levels 8, and every arm against the LoRA model it started from
   python experiments/smollm2_rl/compare.py $(results "$protocol" '' lora_rl_lr3e-5) \
     $(results "$protocol" _levels8 on_lora_rl_lr3e-5 on_lora)

@@ -57,8 +57,9 @@ def timed(run, device: torch.device, warmup: int, repeats: int, label: str) -> f
         run()
         synchronize(device)
         times.append(time.perf_counter() - start)
-    log.info("%s: median %.3f s of %d", label, statistics.median(times), repeats)
-    return statistics.median(times)
+    median = statistics.median(times)
+    log.info("%s: median %.3f s of %d", label, median, repeats)
+    return median
 
 
 def fast_path(cfg: DictConfig, device: torch.device) -> dict:

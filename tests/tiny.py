@@ -18,6 +18,27 @@ def tiny_base(family: str = "llama", seed: int = 0, **overrides):
     return AutoModelForCausalLM.from_config(config).eval()
 
 
+def tiny_l2d_far_from_lm(**config):
+    """A tiny L2D model whose diffusion path is random: the zero start plus noise, far from the LM, its velocity
+    differing from row to row (decoding tests need a path that changes tokens)."""
+    from l2d import L2DConfig, L2DModel
+
+    torch.manual_seed(0)
+    model = L2DModel(tiny_base(), L2DConfig(**{"dim": 16, "lora_rank": 4, "start": "zero", **config}))
+    with torch.no_grad():
+        for _, p in model.trainable_named_parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return model.eval()
+
+
+def decode_prompts(device: str = "cpu"):
+    """Three random prompts of 7 tokens, the first left-padded by 2."""
+    ids = torch.randint(0, 256, (3, 7), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    mask[0, :2] = 0
+    return ids.to(device), mask.to(device)
+
+
 def fit_at_t1(model, ids, parameters, steps: int, lr: float = 3e-3) -> None:
     """Train `parameters` of an L2D model on `ids` with x_t always the clean token (t = 1): the path only has to
     learn to read x_t. Decay and clipping as in real training: constant-lr Adam spikes once the loss nears 0,

@@ -5,30 +5,24 @@ float32 with TF32 off, so the compiled kernels and eager ones agree to rounding.
 import pytest
 import torch
 
-from l2d import L2DConfig, L2DModel
-from tests.tiny import tiny_base
+from tests.tiny import decode_prompts, tiny_l2d_far_from_lm
 
 pytestmark = pytest.mark.gpu
 
 
 @pytest.fixture(scope="module")
 def model():
+    tf32 = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False
-    torch.manual_seed(0)
-    model = L2DModel(tiny_base(), L2DConfig(dim=16, lora_rank=4, num_classes=2, start="zero"))
-    with torch.no_grad():  # a non-trivial diffusion path
-        for _, p in model.trainable_named_parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    return model.eval().cuda()
+    yield tiny_l2d_far_from_lm(num_classes=2).cuda()
+    torch.backends.cuda.matmul.allow_tf32 = tf32
 
 
 @pytest.mark.parametrize("fast", [dict(static_cache=True), dict(compile="default"),
                                   dict(compile="reduce-overhead")])
 @pytest.mark.parametrize("guidance", [None, 2.0])
 def test_fast_path_on_cuda_emits_the_plain_paths_tokens(model, fast, guidance):
-    ids = torch.randint(0, 256, (3, 7), generator=torch.Generator().manual_seed(0)).cuda()
-    mask = torch.ones_like(ids)
-    mask[0, :2] = 0
+    ids, mask = decode_prompts("cuda")
     options = dict(max_new_tokens=6, solver="midpoint", levels=4, temperature=1.0, guidance=guidance,
                    class_labels=torch.tensor([1, 2, 1]).cuda(), return_stats=True)
     seeded = lambda: torch.Generator(device="cuda").manual_seed(5)  # noqa: E731

@@ -6,20 +6,13 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
-from l2d import L2DConfig, L2DModel
 from l2d.model.token_search import token_search
-from tests.tiny import tiny_base
+from tests.tiny import decode_prompts, tiny_base, tiny_l2d_far_from_lm
 
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    # The zero start plus noise: a random path far from the LM, whose velocity differs from row to row.
-    model = L2DModel(tiny_base(), L2DConfig(dim=16, lora_rank=4, num_classes=2, start="zero"))
-    with torch.no_grad():  # a non-trivial diffusion path
-        for _, p in model.trainable_named_parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    return model.eval()
+    return tiny_l2d_far_from_lm(num_classes=2)
 
 
 @contextmanager
@@ -33,18 +26,11 @@ def rows_evaluated(model):
         hook.remove()
 
 
-def prompts():
-    ids = torch.randint(0, 256, (3, 7), generator=torch.Generator().manual_seed(0))
-    mask = torch.ones_like(ids)
-    mask[0, :2] = 0
-    return ids, mask
-
-
 @pytest.mark.parametrize("solver, levels, nfe", [("midpoint", 8, 15), ("midpoint", 2, 3), ("midpoint", 16, 31),
                                                  ("euler", 15, 15), ("euler", 4, 4), ("rk4", 3, 9),
                                                  ("midpoint", 1, 1)])
 def test_fixed_solver_nfe_per_token_and_one_main_forward_per_token(model, solver, levels, nfe):
-    ids, mask = prompts()
+    ids, mask = decode_prompts()
     sequences, stats = model.generate(ids, mask, max_new_tokens=5, solver=solver, levels=levels, return_stats=True)
     assert sequences.shape == (3, 12)
     assert stats.nfe_per_token.shape == (3, 5)
@@ -55,14 +41,14 @@ def test_fixed_solver_nfe_per_token_and_one_main_forward_per_token(model, solver
 def test_levels1_never_runs_the_diffusion_path(model, monkeypatch):
     calls = []
     monkeypatch.setattr(model.diffusion, "forward", lambda *a, **k: calls.append(1))
-    ids, mask = prompts()
+    ids, mask = decode_prompts()
     model.generate(ids, mask, max_new_tokens=3, levels=1)
     assert not calls
 
 
 @pytest.mark.parametrize("solver", ["adaptive_heun", "bosh3", "fehlberg2", "dopri5"])
 def test_adaptive_solvers_report_per_sequence_counts(model, solver):
-    ids, mask = prompts()
+    ids, mask = decode_prompts()
     # Seeded, so the outcome does not hang on the global RNG left by earlier tests; ends at 0.99 as
     # the adaptive solver configs do (the flow is stiff right at t = 1).
     _, stats = model.generate(ids, mask, max_new_tokens=3, solver=solver, x1_estimate="expectation",
@@ -75,7 +61,7 @@ def test_adaptive_solvers_report_per_sequence_counts(model, solver):
 def test_adaptive_steps_differ_between_sequences_and_cost_only_their_own_evaluations(model, classes):
     """Each row keeps its own step size (batch independence itself is tested on known ODEs), and a row whose
     integration has arrived is not evaluated while the others go on: rows evaluated = the NFE reported."""
-    ids, mask = prompts()
+    ids, mask = decode_prompts()
     with rows_evaluated(model) as counts:
         _, stats = model.generate(ids, mask, max_new_tokens=2, solver="bosh3", x1_estimate="expectation",
                                   x1_temperature=1.0, temperature=0.0, return_stats=True, class_labels=classes,
@@ -85,7 +71,7 @@ def test_adaptive_steps_differ_between_sequences_and_cost_only_their_own_evaluat
 
 
 def test_eos_stops_rows_and_pads_them(model):
-    ids, mask = prompts()
+    ids, mask = decode_prompts()
     greedy = model.generate(ids, mask, max_new_tokens=6, levels=1, temperature=0.0)
     eos = int(greedy[1, 8])  # row 1's second new token
     sequences, stats = model.generate(ids, mask, max_new_tokens=6, levels=1, temperature=0.0, eos_token_id=eos,
@@ -99,7 +85,7 @@ def test_eos_stops_rows_and_pads_them(model):
 def test_finished_rows_leave_the_batch_and_the_rest_decode_as_in_the_full_batch(model):
     """Rows that emitted EOS stop costing evaluations; the others keep their starting noise, so greedy
     decoding emits what the full batch (the static cache keeps every row) emits."""
-    ids, mask = prompts()
+    ids, mask = decode_prompts()
     # x̂ as the expectation: deterministic given x, so the starting noise is the only draw and it matters.
     options = dict(max_new_tokens=6, levels=4, temperature=0.0, x1_estimate="expectation", x1_temperature=1.0)
     seeded = lambda seed: torch.Generator().manual_seed(seed)  # noqa: E731
@@ -118,7 +104,7 @@ def test_finished_rows_leave_the_batch_and_the_rest_decode_as_in_the_full_batch(
 
 
 def test_guidance_one_equals_plain_conditional(model):
-    ids, mask = prompts()
+    ids, mask = decode_prompts()
     classes = torch.tensor([1, 2, 1])
     plain = model.generate(ids, mask, max_new_tokens=4, class_labels=classes, generator=torch.Generator().manual_seed(7))
     guided = model.generate(ids, mask, max_new_tokens=4, class_labels=classes, guidance=1.0,
@@ -128,7 +114,7 @@ def test_guidance_one_equals_plain_conditional(model):
 
 def test_guidance_evaluates_conditional_and_unconditional_in_one_batch(model):
     """The two query slots of a row give the same logits as two separate single-slot evaluations."""
-    ids, mask = prompts()
+    ids, mask = decode_prompts()
     cache_ids = ids
     from l2d.model.family import new_cache, positions_from_mask
 
@@ -156,7 +142,7 @@ def test_guidance_evaluates_conditional_and_unconditional_in_one_batch(model):
 
 
 def test_guided_generation_runs_and_is_seeded(model):
-    ids, mask = prompts()
+    ids, mask = decode_prompts()
     options = dict(max_new_tokens=3, class_labels=torch.tensor([1, 2, 2]), guidance=2.0, levels=4)
     first = model.generate(ids, mask, generator=torch.Generator().manual_seed(3), **options)
     again = model.generate(ids, mask, generator=torch.Generator().manual_seed(3), **options)
@@ -168,7 +154,7 @@ def test_plain_lm_decodes_alone_and_refuses_diffusion_levels():
 
     base = tiny_base()
     plain = CausalLM(base)
-    ids, mask = prompts()
+    ids, mask = decode_prompts()
     ours = plain.generate(ids, mask, max_new_tokens=5, temperature=0.0)
     assert torch.equal(ours, base.generate(ids, attention_mask=mask, max_new_tokens=5, do_sample=False, pad_token_id=0))
     with pytest.raises(ValueError, match="needs an L2D model"):
@@ -178,7 +164,7 @@ def test_plain_lm_decodes_alone_and_refuses_diffusion_levels():
 @pytest.mark.parametrize("solver, guidance", [("midpoint", None), ("euler", 2.0), ("rk4", None)])
 def test_fast_path_emits_the_same_tokens_as_the_plain_path(model, solver, guidance):
     """Conditioning looked up from per-time tables (the fast path) against computing it at every evaluation."""
-    ids, mask = prompts()
+    ids, mask = decode_prompts()
     options = dict(max_new_tokens=6, solver=solver, levels=4, temperature=1.0, guidance=guidance,
                    class_labels=torch.tensor([1, 2, 1]))
     fast = model.generate(ids, mask, generator=torch.Generator().manual_seed(11), **options)
@@ -192,7 +178,7 @@ def test_fast_path_emits_the_same_tokens_as_the_plain_path(model, solver, guidan
 def test_static_cache_and_compiled_evaluation_emit_the_plain_paths_tokens(model, fast, solver, guidance):
     """The preallocated cache (one mask for the whole decode) and the torch.compile-captured
     evaluation against the dynamic cache and eager evaluation, sampling on, fixed seed."""
-    ids, mask = prompts()
+    ids, mask = decode_prompts()
     options = dict(max_new_tokens=6, solver=solver, levels=4, temperature=1.0, guidance=guidance,
                    class_labels=torch.tensor([1, 2, 1]), return_stats=True)
     plain, plain_stats = model.generate(ids, mask, generator=torch.Generator().manual_seed(5), **options)
@@ -207,7 +193,7 @@ def test_static_cache_and_compiled_evaluation_emit_the_plain_paths_tokens(model,
 
 
 def test_static_cache_serves_the_plain_lm_and_token_search(model):
-    ids, mask = prompts()
+    ids, mask = decode_prompts()
     greedy = model.generate(ids, mask, max_new_tokens=5, levels=1, temperature=0.0)
     assert torch.equal(model.generate(ids, mask, max_new_tokens=5, levels=1, temperature=0.0, static_cache=True),
                        greedy)
@@ -218,6 +204,6 @@ def test_static_cache_serves_the_plain_lm_and_token_search(model):
 
 
 def test_unknown_compile_mode_names_the_choices(model):
-    ids, mask = prompts()
+    ids, mask = decode_prompts()
     with pytest.raises(ValueError, match="compile must be null or one of .*reduce-overhead"):
         model.generate(ids, mask, max_new_tokens=2, compile="fastest")

@@ -152,7 +152,9 @@ def l2d_card(config, trainable_parameters: int, weights_file: str, config_file: 
             ("σ (noise std of x0)", f"{config.sigma:g}"), ("d̄ (diffusion token width)", config.dim),
             ("LoRA rank", "— (full path)" if config.full_path else config.lora_rank),
             ("start", f"`{config.start}`"), ("timestep sampling", f"`{config.timestep_sampling}`"),
-            ("guidance classes", classes), ("trainable parameters", f"{trainable_parameters:,}"),
+            ("guidance classes", classes),
+            *([("drafts", f"{config.drafts:g} of training x_t showed the LM's own draft")] if config.drafts else []),
+            ("trainable parameters", f"{trainable_parameters:,}"),
             *reinforcement_rows(config.reinforced), *training_rows(training)]
     guidance = " guidance=1.5" if config.num_classes else ""
     load_base = f"load_base_model({config.base_model!r})"

@@ -29,6 +29,11 @@ class L2DConfig:
     num_classes: J guidance classes 1..J (0 disables guidance); class 0 is the null class.
     class_dropout: probability p of replacing a class with the null class during training.
     class_names: optional names of classes 1..J, so evaluation can pick a class by task.
+    drafts: probability that a training slot's x_t carries a draft of its token, drawn from the frozen LM's own
+        next-token distribution there, instead of the target (whose cross-entropy is still the loss). 0 is the
+        paper's training. At inference the chain's first evaluation (t = 0) is exactly the LM, so its first x̂
+        is such a draft; trained only on true tokens, the path learns that a readable x_t is right and can only
+        confirm it, while with drafts it learns to correct what x_t shows (an extension, not the paper's).
     base_model: how to load the frozen base again (name or path); recorded by from_pretrained.
     finetuned: when the frozen LM is a finetuned model (a lora/full export applied to base_model),
         that export's record {"path", "method", "base_model", "sha256"}; loading rebuilds the chain.
@@ -49,6 +54,7 @@ class L2DConfig:
     num_classes: int = 0
     class_dropout: float = 0.2
     class_names: list[str] = field(default_factory=list)
+    drafts: float = 0.0
     gradient_checkpointing: bool = False
     base_model: str | None = None
     finetuned: dict | None = None
@@ -74,6 +80,8 @@ class L2DConfig:
             raise ValueError(f"num_classes must be >= 0, got {self.num_classes}")
         if not 0.0 <= self.class_dropout < 1.0:
             raise ValueError(f"class_dropout must be in [0, 1), got {self.class_dropout}")
+        if not 0.0 <= self.drafts <= 1.0:
+            raise ValueError(f"drafts must be a probability in [0, 1], got {self.drafts}")
         self.class_names = list(self.class_names)
         if self.class_names and len(self.class_names) != self.num_classes:
             raise ValueError(

@@ -203,7 +203,10 @@ class L2DModel(CausalLM):
             slot_classes = torch.where(dropped, NULL_CLASS, slot_classes)
 
         embed = get(self.base, self.family.embed_tokens)
-        x1 = self.diffusion.vocabulary(embed(targets.clamp_min(0)))
+        shown = targets.clamp_min(0)
+        if supervised and self.training and self.config.drafts > 0:
+            shown = self.drafted(shown, slots.context, generator)
+        x1 = self.diffusion.vocabulary(embed(shown))
         x_t = add_noise(x1, t, self.config.sigma, generator=generator, x0=x0).x_t
         logits = self.diffusion_logits(x_t, t, slot_classes, slots.context)
 
@@ -212,6 +215,15 @@ class L2DModel(CausalLM):
             token_losses = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(),
                                            ignore_index=IGNORE_INDEX, reduction="none").view_as(targets)
         return self.output(slots, logits, t, token_losses)
+
+    @torch.no_grad()
+    def drafted(self, tokens: torch.Tensor, context: MainPathContext, generator=None) -> torch.Tensor:
+        """`tokens` (B, S) with each replaced, with probability `drafts`, by a token sampled from the frozen
+        LM's next-token distribution at its slot (what the chain's t = 0 evaluation proposes)."""
+        probs = torch.softmax(self.lm_logits(context.hidden).float(), dim=-1)
+        draft = torch.multinomial(probs.flatten(0, 1), 1, generator=generator).view_as(tokens)
+        chosen = torch.rand(tokens.shape, device=tokens.device, generator=generator) < self.config.drafts
+        return torch.where(chosen, draft, tokens)
 
     def _slot_timesteps(self, timesteps, batch, length, slots, valid, generator=None) -> torch.Tensor:
         if timesteps is None:

@@ -171,3 +171,14 @@ def test_lr_multipliers_train_each_group_at_its_own_rate(tiny_train, monkeypatch
              for name, (_, live, starts) in groups.items()}
     assert not moved["w_d"] and not moved["conditioning"]
     assert moved["translation"] and moved["lora_B"] and moved["modulation"]
+
+
+def test_drafts_reach_the_training_step_and_the_export(tiny_train, tmp_path):
+    """`drafts` goes from the command line to the path's training forward (the same seed trains differently) and
+    is recorded in the export's config and card."""
+    paper = train(tiny_train("seed=0", output_dir=tmp_path / "paper"))
+    drafted = train(tiny_train("seed=0", "drafts=0.5", output_dir=tmp_path / "drafts"))
+    assert drafted["train/loss"] != paper["train/loss"]
+    assert L2DModel.from_pretrained(tmp_path / "drafts" / "export").config.drafts == 0.5
+    assert "| drafts | 0.5 of training x_t" in (tmp_path / "drafts" / "export" / "README.md").read_text()
+    assert "| drafts |" not in (tmp_path / "paper" / "export" / "README.md").read_text()

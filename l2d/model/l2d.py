@@ -16,6 +16,7 @@ from torch import nn
 from l2d.data.chat import IGNORE_INDEX, next_token_labels
 from l2d.diffusion.guidance import NULL_CLASS
 from l2d.diffusion.path import add_noise, sample_timesteps
+from l2d.diffusion.sampling import sample_tokens
 from l2d.model.config import L2DConfig
 from l2d.model.checkpoint import load_diffusion_path, save_diffusion_path
 from l2d.model.diffusion_path import DiffusionPath, MainPathContext
@@ -220,10 +221,11 @@ class L2DModel(CausalLM):
     def drafted(self, tokens: torch.Tensor, context: MainPathContext, generator=None) -> torch.Tensor:
         """`tokens` (B, S) with each replaced, with probability `drafts`, by a token sampled from the frozen
         LM's next-token distribution at its slot (what the chain's t = 0 evaluation proposes)."""
-        probs = torch.softmax(self.lm_logits(context.hidden).float(), dim=-1)
-        draft = torch.multinomial(probs.flatten(0, 1), 1, generator=generator).view_as(tokens)
         chosen = torch.rand(tokens.shape, device=tokens.device, generator=generator) < self.config.drafts
-        return torch.where(chosen, draft, tokens)
+        drafted = tokens.clone()
+        # the LM head only at the chosen slots: a (slots x vocabulary) projection is the cost of a draft
+        drafted[chosen] = sample_tokens(self.lm_logits(context.hidden[chosen]), 1.0, generator)
+        return drafted
 
     def _slot_timesteps(self, timesteps, batch, length, slots, valid, generator=None) -> torch.Tensor:
         if timesteps is None:

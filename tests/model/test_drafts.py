@@ -52,4 +52,3 @@ def test_drafts_change_training_only_and_zero_is_the_papers_training():
 def test_bad_drafts_name_the_field():
     with pytest.raises(ValueError, match="drafts must be a probability in"):
         L2DConfig(drafts=1.5)
-

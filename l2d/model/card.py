@@ -154,6 +154,8 @@ def l2d_card(config, trainable_parameters: int, weights_file: str, config_file: 
             ("start", f"`{config.start}`"), ("timestep sampling", f"`{config.timestep_sampling}`"),
             ("guidance classes", classes),
             *([("drafts", f"{config.drafts:g} of training x_t showed the LM's own draft")] if config.drafts else []),
+            *([("chain states", f"{config.chain_states:g} of training (x_t, t) were states of the path's own chain "
+                                f"(levels {', '.join(map(str, config.chain_levels))})")] if config.chain_states else []),
             ("trainable parameters", f"{trainable_parameters:,}"),
             *reinforcement_rows(config.reinforced), *training_rows(training)]
     guidance = " guidance=1.5" if config.num_classes else ""

@@ -34,6 +34,11 @@ class L2DConfig:
         paper's training. At inference the chain's first evaluation (t = 0) is exactly the LM, so its first x̂
         is such a draft; trained only on true tokens, the path learns that a readable x_t is right and can only
         confirm it, while with drafts it learns to correct what x_t shows (an extension, not the paper's).
+    chain_states: probability that a training slot's (x_t, t) is instead the input of one evaluation of the path's
+        own decoding chain (midpoint, argmax x̂, a level count drawn from `chain_levels`), the loss still the
+        target's cross-entropy: the path learns at the states inference reaches, where x_t carries its own earlier
+        guesses, what the true token is (an extension, not the paper's; 0 is the paper's training).
+    chain_levels: the level counts those chains are drawn from.
     base_model: how to load the frozen base again (name or path); recorded by from_pretrained.
     finetuned: when the frozen LM is a finetuned model (a lora/full export applied to base_model),
         that export's record {"path", "method", "base_model", "sha256"}; loading rebuilds the chain.
@@ -55,6 +60,8 @@ class L2DConfig:
     class_dropout: float = 0.2
     class_names: list[str] = field(default_factory=list)
     drafts: float = 0.0
+    chain_states: float = 0.0
+    chain_levels: list[int] = field(default_factory=lambda: [2, 4, 8])
     gradient_checkpointing: bool = False
     base_model: str | None = None
     finetuned: dict | None = None
@@ -82,6 +89,11 @@ class L2DConfig:
             raise ValueError(f"class_dropout must be in [0, 1), got {self.class_dropout}")
         if not 0.0 <= self.drafts <= 1.0:
             raise ValueError(f"drafts must be a probability in [0, 1], got {self.drafts}")
+        if not 0.0 <= self.chain_states <= 1.0:
+            raise ValueError(f"chain_states must be a probability in [0, 1], got {self.chain_states}")
+        self.chain_levels = [int(levels) for levels in self.chain_levels]
+        if not self.chain_levels or min(self.chain_levels) < 2:
+            raise ValueError(f"chain_levels must be a non-empty list of level counts >= 2, got {self.chain_levels}")
         self.class_names = list(self.class_names)
         if self.class_names and len(self.class_names) != self.num_classes:
             raise ValueError(

@@ -15,8 +15,9 @@ from torch import nn
 
 from l2d.data.chat import IGNORE_INDEX, next_token_labels
 from l2d.diffusion.guidance import NULL_CLASS
-from l2d.diffusion.path import add_noise, sample_timesteps
+from l2d.diffusion.path import add_noise, sample_timesteps, velocity as flow_velocity
 from l2d.diffusion.sampling import sample_tokens
+from l2d.diffusion.solver import integrate_fixed, time_grid
 from l2d.model.config import L2DConfig
 from l2d.model.checkpoint import load_diffusion_path, save_diffusion_path
 from l2d.model.diffusion_path import DiffusionPath, MainPathContext
@@ -209,6 +210,8 @@ class L2DModel(CausalLM):
             shown = self.drafted(shown, slots.context, generator)
         x1 = self.diffusion.vocabulary(embed(shown))
         x_t = add_noise(x1, t, self.config.sigma, generator=generator, x0=x0).x_t
+        if supervised and self.training and self.config.chain_states > 0:
+            x_t, t = self.chain_states(slots, x_t, t, generator)
         logits = self.diffusion_logits(x_t, t, slot_classes, slots.context)
 
         token_losses = None
@@ -226,6 +229,40 @@ class L2DModel(CausalLM):
         # the LM head only at the chosen slots: a (slots x vocabulary) projection is the cost of a draft
         drafted[chosen] = sample_tokens(self.lm_logits(context.hidden[chosen]), 1.0, generator)
         return drafted
+
+    @torch.no_grad()
+    def chain_states(self, slots: "Slots", x_t: torch.Tensor, t: torch.Tensor, generator=None):
+        """(x_t, t) with each supervised slot's pair replaced, with probability `chain_states`, by the input of
+        one evaluation of the path's own decoding chain: midpoint from noise at t = 0 to t = 1 over a level count
+        drawn from `chain_levels`, x̂ the most likely token (as both scoring protocols decode), one of the chain's
+        evaluations at t > 0 picked at random per slot. There x_t carries the chain's own earlier guesses, right or
+        wrong, as at inference, instead of the forward process's noisy target."""
+        shape, device = slots.index.shape, slots.index.device
+        choices = self.config.chain_levels
+        levels = choices[int(torch.randint(len(choices), (), generator=generator, device=device))]
+        table = self.diffusion_table()
+        times, states = [], []
+
+        def chain_velocity(time: float, x: torch.Tensor) -> torch.Tensor:
+            t_slots = torch.full(shape, time, device=device)
+            if time == 0.0:  # the fused model is the frozen LM at t = 0 (w_d(0) = 0): its head alone
+                logits = self.lm_logits(slots.context.hidden)
+            else:
+                times.append(time)
+                states.append(x)
+                logits = self.diffusion_logits(x, t_slots, slots.classes, slots.context)
+            return flow_velocity(table[logits.argmax(dim=-1)], x, t_slots)
+
+        x = torch.randn((*shape, self.config.dim), device=device, generator=generator) * self.config.sigma
+        x = integrate_fixed(chain_velocity, x, "midpoint", time_grid(levels, 1.0))
+        times.append(1.0)  # the final evaluation's input
+        states.append(x)
+        pick = torch.randint(len(states), shape, device=device, generator=generator)
+        chain_x = torch.stack(states).gather(0, pick[None, ..., None].expand(1, *x.shape))[0]
+        chain_t = torch.tensor(times, device=device)[pick]
+        chosen = (torch.rand(shape, device=device, generator=generator) < self.config.chain_states) \
+            & (slots.targets != IGNORE_INDEX)
+        return torch.where(chosen.unsqueeze(-1), chain_x.to(x_t.dtype), x_t), torch.where(chosen, chain_t, t)
 
     def _slot_timesteps(self, timesteps, batch, length, slots, valid, generator=None) -> torch.Tensor:
         if timesteps is None:

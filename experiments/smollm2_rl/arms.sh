@@ -73,6 +73,7 @@ against() {  # protocol, arm, reference (levels or levels:t_start): the arm's ot
 t_start_on_validation() {  # export, candidates...: the chain's start t chosen on the validation problems
   local export=$1 tau
   shift
+  after "$export"
   for tau; do  # greedy, levels 2: where skipping the LM's evaluation matters most
     stage "validate from $tau" "$out/validation/from$tau/results.json" python -m l2d.evaluate task=arithmetic \
       task.options.seed=2000000 task.options.size=100 protocol=greedy max_new_tokens=8 batch_size=100 \

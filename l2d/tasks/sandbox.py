@@ -6,7 +6,8 @@ Each program runs in its own process, behind walls that each stop a sample on th
   HOME and TMPDIR) — nothing of /root, /home, /etc or other users' files, none of this process's
   files; fresh PID, network, IPC and UTS namespaces, so no network, no other process in sight, and
   everything dies with the sandbox; as root, an unprivileged uid with no capabilities at all
-  (`setpriv`), so file permissions and RLIMIT_NPROC apply.
+  (`setpriv`), so file permissions and RLIMIT_NPROC apply. Programs running at the same time get
+  different uids: the kernel counts RLIMIT_NPROC per uid, so a fork bomb cannot starve its neighbours.
 - In the child (`sandbox_child.py`): memory, CPU-time, process-count and file-size limits, and an
   audit hook refusing sockets, new processes, signals and writes outside the sandbox directory.
 Without a working `bwrap` (Debian: `apt-get install bubblewrap`) only the second wall remains, with
@@ -23,6 +24,7 @@ import json
 import logging
 import math
 import os
+import queue
 import secrets
 import shutil
 import signal
@@ -44,8 +46,8 @@ PYTHON_INSIDE = "/python"  # where the interpreter's prefix appears in the sandb
 WORKDIR_INSIDE = "/tmp"  # a fresh tmpfs: the program's cwd, HOME and TMPDIR
 _NAMESPACES = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
                "--die-with-parent", "--new-session"]
-_DROP_TO_NOBODY = ["setpriv", f"--reuid={UNPRIVILEGED_ID}", f"--regid={UNPRIVILEGED_ID}", "--clear-groups",
-                   "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--no-new-privs"]
+_DROP_PRIVILEGES = ["setpriv", "--reuid={uid}", "--regid={uid}", "--clear-groups", "--inh-caps=-all",
+                    "--ambient-caps=-all", "--bounding-set=-all", "--no-new-privs"]
 _UNSHARE = ["unshare", "--net", "--pid", "--fork", "--kill-child", "--mount-proc"]
 _DETAIL_CHARS = 2000
 # errno of the OSError that ended a program -> the wall it hit (ENOENT is "not visible" only for a
@@ -53,6 +55,18 @@ _DETAIL_CHARS = 2000
 _WALL_OF_ERRNO = {errno.EAGAIN: "processes", errno.EFBIG: "file size", errno.ENOSPC: "disk",
                   errno.EROFS: "read-only", errno.EACCES: "permissions", errno.EPERM: "permissions",
                   errno.ENETUNREACH: "network", errno.ECONNREFUSED: "network"}
+
+
+def _uid_pool(size: int = 16) -> queue.SimpleQueue[int]:
+    """One uid per program running at once: "nobody", then the ids just below it (unassigned on
+    common systems); a program waits for a free one when more than `size` run at once."""
+    pool: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for uid in range(UNPRIVILEGED_ID, UNPRIVILEGED_ID - size, -1):
+        pool.put(uid)
+    return pool
+
+
+_FREE_UIDS = _uid_pool()
 
 
 @dataclass(frozen=True)
@@ -102,10 +116,11 @@ class Isolation:
     strong: bool  # a mount namespace hides this machine's files
     why_weak: str = ""
 
-    def command(self, limits: SandboxLimits) -> list[str]:
+    def command(self, limits: SandboxLimits, uid: int = UNPRIVILEGED_ID) -> list[str]:
         workdir = ["--size", str(limits.disk_bytes), "--perms", "1777", "--tmpfs", WORKDIR_INSIDE,
                    "--chdir", WORKDIR_INSIDE] if self.strong else []
-        return [*self.namespaces, *workdir, *self.privileges, self.python, "-I", "-B", "-c", child_source()]
+        privileges = [argument.format(uid=uid) for argument in self.privileges]
+        return [*self.namespaces, *workdir, *privileges, self.python, "-I", "-B", "-c", child_source()]
 
 
 @functools.cache
@@ -120,7 +135,7 @@ def interpreter() -> tuple[Path, Path]:
 
 
 def bwrap_isolation() -> Isolation:
-    """bubblewrap's mount, PID, network, IPC and UTS namespaces; as root also uid nobody without capabilities."""
+    """bubblewrap's mount, PID, network, IPC and UTS namespaces; as root also an unprivileged uid, no capabilities."""
     prefix, executable = interpreter()
     args = ["bwrap", *_NAMESPACES, "--ro-bind", "/usr", "/usr"]
     for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):  # merged-/usr links, or real directories
@@ -139,7 +154,7 @@ def bwrap_isolation() -> Isolation:
             args += ["--tmpfs", str(inside / Path(packages).relative_to(prefix))]
     if os.geteuid() != 0:
         args[1:1] = ["--unshare-user"]
-    return Isolation(tuple(args), ("--", *_DROP_TO_NOBODY) if os.geteuid() == 0 else (), str(python), strong=True)
+    return Isolation(tuple(args), ("--", *_DROP_PRIVILEGES) if os.geteuid() == 0 else (), str(python), strong=True)
 
 
 @functools.cache
@@ -190,10 +205,12 @@ def run_program(program: str, limits: SandboxLimits = DEFAULT_LIMITS, allow_weak
     leaves the OS walls alone (tests use it to show that each holds by itself)."""
     found = require_isolation(allow_weak)
     workdir = None if found.strong else tempfile.mkdtemp(prefix="l2d-sandbox-")
+    uid = _FREE_UIDS.get()
     try:
         with tempfile.TemporaryFile() as output, tempfile.TemporaryFile() as verdict:
-            return _execute(program, limits, found, workdir, output, verdict, audit_hook)
+            return _execute(program, limits, found, workdir, output, verdict, audit_hook, uid)
     finally:
+        _FREE_UIDS.put(uid)
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
 
@@ -208,7 +225,7 @@ def run_programs(programs: Sequence[str], limits: SandboxLimits = DEFAULT_LIMITS
 
 
 def _execute(program: str, limits: SandboxLimits, found: Isolation, workdir: str | None, output: IO[bytes],
-             verdict: IO[bytes], audit_hook: bool) -> ExecutionResult:
+             verdict: IO[bytes], audit_hook: bool, uid: int) -> ExecutionResult:
     nonce = secrets.token_hex(16)
     child_limits = {**asdict(limits), "cpu_seconds": limits.cpu_seconds}
     job = json.dumps({"program": program, "nonce": nonce, "verdict_fd": verdict.fileno(), "limits": child_limits,
@@ -216,8 +233,9 @@ def _execute(program: str, limits: SandboxLimits, found: Isolation, workdir: str
     home = workdir or WORKDIR_INSIDE
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8",
            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    process = subprocess.Popen(found.command(limits), stdin=subprocess.PIPE, stdout=output, stderr=subprocess.STDOUT,
-                               pass_fds=(verdict.fileno(),), cwd=workdir, env=env, start_new_session=True)
+    process = subprocess.Popen(found.command(limits, uid), stdin=subprocess.PIPE, stdout=output,
+                               stderr=subprocess.STDOUT, pass_fds=(verdict.fileno(),), cwd=workdir, env=env,
+                               start_new_session=True)
     timed_out = False
     try:
         process.communicate(job.encode(), timeout=limits.timeout_s)

@@ -105,6 +105,20 @@ def test_each_adversarial_program_is_contained_and_names_its_wall(machine, audit
     assert time.monotonic() - started < 60
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="as another user, programs run as that user, who has other processes")
+def test_a_program_holding_every_process_it_may_have_does_not_starve_one_running_beside_it():
+    """RLIMIT_NPROC counts per uid, so two programs sharing one would share its 64 processes."""
+    hoarder = ("import os, time\nchildren = []\ntry:\n    while True:\n        pid = os.fork()\n"
+               "        if pid == 0:\n            time.sleep(4)\n            os._exit(0)\n"
+               "        children.append(pid)\nexcept BlockingIOError:\n    pass\n"
+               "assert len(children) > 50, len(children)\n[os.waitpid(pid, 0) for pid in children]\n")
+    neighbour = ("import os, time\ntime.sleep(1.5)\npid = os.fork()\nif pid == 0:\n    os._exit(0)\n"
+                 "os.waitpid(pid, 0)\n")
+    hoarded, forked = run_programs([hoarder, neighbour], LIMITS, max_workers=2, audit_hook=False)
+    assert hoarded.passed, hoarded
+    assert forked.passed, forked
+
+
 def test_cpu_time_is_limited_for_threads_that_outrun_the_clock():
     class OneCpuSecond(SandboxLimits):
         @property

@@ -35,5 +35,13 @@ for protocol in greedy paper; do
   against "$protocol" sigma8 2
   against "$protocol" sigma8 "2:$tau"
 done
-stage report "$out/report/report.md" python -m l2d.report out="$out/report" inputs="[$out]"
+# When does the chain decide? Each token's evaluations replayed (chain_changes.py), against the frozen base alone:
+# a token whose most likely value is the same from t = 0 on is the frozen LM's own first guess, kept.
+evaluate greedy base
+changed="$(results greedy '' base sigma8_levels2 sigma8_levels16 | tr '\n' ' ')"
+stage "chain changes" "$out/chain_changes.txt" bash -c "python experiments/smollm2_rl/chain_changes.py $changed \
+  > $out/chain_changes.txt.tmp && mv $out/chain_changes.txt.tmp $out/chain_changes.txt"
+cat "$out/chain_changes.txt"
+# the test scorings and the path's run (loss against t); not the 100 validation problems that chose τ
+stage report "$out/report/report.md" python -m l2d.report out="$out/report" inputs="[$out/eval,$out/sigma8]"
 column -t -s $'\t' "$out/stages.tsv"

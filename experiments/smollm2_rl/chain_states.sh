@@ -20,14 +20,14 @@ source "$(dirname "$0")/arms.sh"
 
 train sigma8_chain "$out/sigma8_chain" experiment=short_answers sigma=8 chain_states=0.5
 tau=$(out=$anchor t_start_on_validation "$anchor/sigma8/export" 0.1 0.25 0.4)  # anchor.sh's τ
-declare -A scores=([sigma8_chain]="paper:8 greedy:16 greedy:16:$tau paper:2 paper:2:$tau greedy:8 greedy:2 greedy:2:$tau")
+# Under the paper's protocol levels 8 scored 1.95% (the emitted token sampled from a final distribution spread over
+# digits, README), so its other paper scorings were left out.
+declare -A scores=([sigma8_chain]="paper:8 greedy:16 greedy:16:$tau greedy:8 greedy:2 greedy:2:$tau")
 score_levels sigma8_chain
 
 ls $(levels_scored sigma8_chain) > /dev/null 2>&1 || exit 0
-for protocol in greedy paper; do
-  against "$protocol" sigma8_chain 2
-  against "$protocol" sigma8_chain "2:$tau"
-done
+against greedy sigma8_chain 2
+against greedy sigma8_chain "2:$tau"
 for score in ${scores[sigma8_chain]}; do  # against the paper's training at the same levels and start
   IFS=: read -r protocol levels from <<< "$score"
   name=$(score_name sigma8 "$levels" "$from")

@@ -26,7 +26,7 @@ tau=$(t_start_on_validation "$out/sigma8/export" 0.1 0.25 0.4)
 echo "t_start chosen on validation: $tau"
 
 # protocol:levels[:t_start], longest first, so that two copies end together
-declare -A scores=([sigma8]="paper:8 greedy:16 greedy:16:$tau paper:2 paper:2:$tau greedy:8 greedy:2 greedy:2:$tau")
+declare -A scores=([sigma8]="paper:8 paper:8:$tau greedy:16 greedy:16:$tau paper:2 paper:2:$tau greedy:8 greedy:2 greedy:2:$tau")
 score_levels sigma8
 
 # Once every score exists (another copy may still be scoring): the paired comparisons and the report.

@@ -46,8 +46,6 @@ PYTHON_INSIDE = "/python"  # where the interpreter's prefix appears in the sandb
 WORKDIR_INSIDE = "/tmp"  # a fresh tmpfs: the program's cwd, HOME and TMPDIR
 _NAMESPACES = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
                "--die-with-parent", "--new-session"]
-_DROP_PRIVILEGES = ["setpriv", "--reuid={uid}", "--regid={uid}", "--clear-groups", "--inh-caps=-all",
-                    "--ambient-caps=-all", "--bounding-set=-all", "--no-new-privs"]
 _UNSHARE = ["unshare", "--net", "--pid", "--fork", "--kill-child", "--mount-proc"]
 _DETAIL_CHARS = 2000
 # errno of the OSError that ended a program -> the wall it hit (ENOENT is "not visible" only for a
@@ -108,10 +106,11 @@ class SandboxUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class Isolation:
-    """How programs are started: `namespaces`, then (bwrap) the sandbox directory, `privileges`, the interpreter."""
+    """How programs are started: `namespaces`, then (bwrap) the sandbox directory, the drop to an unprivileged
+    uid (as root), the interpreter."""
 
     namespaces: tuple[str, ...]
-    privileges: tuple[str, ...]
+    drops_privileges: bool  # as root: setpriv to the program's own unprivileged uid, no capabilities
     python: str  # the interpreter's path as the program sees it
     strong: bool  # a mount namespace hides this machine's files
     why_weak: str = ""
@@ -119,7 +118,8 @@ class Isolation:
     def command(self, limits: SandboxLimits, uid: int = UNPRIVILEGED_ID) -> list[str]:
         workdir = ["--size", str(limits.disk_bytes), "--perms", "1777", "--tmpfs", WORKDIR_INSIDE,
                    "--chdir", WORKDIR_INSIDE] if self.strong else []
-        privileges = [argument.format(uid=uid) for argument in self.privileges]
+        privileges = ["--", "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
+                      "--ambient-caps=-all", "--bounding-set=-all", "--no-new-privs"] if self.drops_privileges else []
         return [*self.namespaces, *workdir, *privileges, self.python, "-I", "-B", "-c", child_source()]
 
 
@@ -154,7 +154,7 @@ def bwrap_isolation() -> Isolation:
             args += ["--tmpfs", str(inside / Path(packages).relative_to(prefix))]
     if os.geteuid() != 0:
         args[1:1] = ["--unshare-user"]
-    return Isolation(tuple(args), ("--", *_DROP_PRIVILEGES) if os.geteuid() == 0 else (), str(python), strong=True)
+    return Isolation(tuple(args), os.geteuid() == 0, str(python), strong=True)
 
 
 @functools.cache
@@ -166,10 +166,10 @@ def isolation() -> Isolation:
         return strong
     _, executable = interpreter()
     user_namespace = ["--user", "--map-root-user"] if os.geteuid() != 0 else []
-    unshare = Isolation((_UNSHARE[0], *user_namespace, *_UNSHARE[1:]), (), str(executable), strong=False,
+    unshare = Isolation((_UNSHARE[0], *user_namespace, *_UNSHARE[1:]), False, str(executable), strong=False,
                         why_weak=problem)
     weak = unshare if shutil.which("unshare") and _problem(unshare) is None else Isolation(
-        (), (), str(executable), strong=False, why_weak=problem)
+        (), False, str(executable), strong=False, why_weak=problem)
     log.warning("sandbox: %s, so sandboxed programs could read every file this user can; code tasks refuse "
                 "to run unless sandbox.allow_weak=true (install bubblewrap: apt-get install bubblewrap)", problem)
     return weak

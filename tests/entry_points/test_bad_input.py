@@ -127,7 +127,7 @@ def test_evaluate_refuses_bad_config(files, overrides, message):
 
 
 def test_code_tasks_refuse_a_weak_sandbox_unless_allowed(monkeypatch):
-    weak = sandbox.Isolation((), (), sys.executable, strong=False, why_weak="bwrap is not installed")
+    weak = sandbox.Isolation((), False, sys.executable, strong=False, why_weak="bwrap is not installed")
     monkeypatch.setattr(sandbox, "isolation", lambda: weak)
     with pytest.raises(sandbox.SandboxUnavailable, match="sandbox.allow_weak=true"):
         check_evaluate(config("evaluate", "model=tiny", "task=humaneval"))

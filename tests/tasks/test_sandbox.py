@@ -105,7 +105,7 @@ def test_results_keep_the_order_of_the_programs():
     assert [r.passed for r in run_programs(programs, LIMITS, max_workers=3, allow_weak=True)] == [True, False] * 3
 
 
-WEAK = Isolation((), (), sys.executable, strong=False, why_weak="bwrap is not installed")
+WEAK = Isolation((), False, sys.executable, strong=False, why_weak="bwrap is not installed")
 
 
 def test_without_bubblewrap_programs_are_refused_unless_weak_is_allowed(monkeypatch):

@@ -12,8 +12,10 @@ os._exit, a signal) never writes "passed", so it cannot count as passing. The no
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import posix
 import resource
 import sys
 import traceback
@@ -34,6 +36,7 @@ _FILE_EVENTS = {
     "os.chmod": ((0, 2),), "os.chown": ((0, 3),), "os.chflags": ((0, None),), "os.utime": ((0, 3),),
     "os.setxattr": ((0, None),), "os.removexattr": ((0, None),),
     "shutil.rmtree": ((0, 1),), "shutil.move": ((0, None), (1, None)),
+    "os.mkfifo": ((0, 2),), "os.mknod": ((0, 3),),  # raised by `resolving_calls` (CPython audits neither)
 }
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
@@ -74,6 +77,10 @@ def install_guard(workdir: str) -> None:
         if event == "ctypes.dlopen" or (event == "import" and args[0] == "_posixsubprocess"):
             # _posixsubprocess forks without an audit event
             raise RefusedImport("ctypes and subprocess are not allowed in the sandbox")
+        if event == "open" and args[1] is None and not os.path.isabs(os.fsdecode(args[0])):
+            # os.open's event has no dir_fd, so a relative path may lead anywhere; the os.open of
+            # `resolving_calls` passes absolute paths only, so this is an os.open found past it
+            raise Refused(f"os.open of the relative path {args[0]!r} is not allowed in the sandbox")
         if event == "open" and not isinstance(args[0], int) and args[2] & _WRITE_FLAGS:
             targets = ((0, None),)
         else:
@@ -83,7 +90,48 @@ def install_guard(workdir: str) -> None:
             if not inside(args[path_index], dir_fd):
                 raise Refused(f"{event} on {args[path_index]!r} outside the sandbox directory is not allowed")
 
+    resolving_calls()
     sys.addaudithook(guard)
+
+
+def absolute(path, dir_fd) -> str:
+    """`path` as the kernel resolves it: against the directory of `dir_fd` (read from /proc/self/fd), else
+    against the working directory."""
+    path = os.fsdecode(path)
+    if os.path.isabs(path):  # the kernel ignores dir_fd
+        return path
+    if dir_fd is None:
+        return os.path.join(os.getcwd(), path)
+    try:
+        return os.path.join(os.readlink(f"/proc/self/fd/{dir_fd:d}"), path)
+    except (OSError, ValueError, TypeError):
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF), path) from None
+
+
+def resolving_calls() -> None:
+    """os.open's audit event carries no dir_fd, and os.mkfifo and os.mknod raise none: replaced (in os and
+    posix) by versions that call the originals with absolute paths and raise events the guard checks, so
+    `os.open('comm', os.O_WRONLY, dir_fd=<fd of /proc/self>)` is judged as /proc/<pid>/comm."""
+    original_open, original_mkfifo, original_mknod = posix.open, posix.mkfifo, posix.mknod
+
+    def open_absolute(path, flags, mode=0o777, *, dir_fd=None):
+        return original_open(absolute(path, dir_fd), flags, mode)
+
+    def mkfifo_audited(path, mode=0o666, *, dir_fd=None):
+        sys.audit("os.mkfifo", path, mode, -1 if dir_fd is None else dir_fd)
+        return original_mkfifo(absolute(path, dir_fd), mode)
+
+    def mknod_audited(path, mode=0o600, device=0, *, dir_fd=None):
+        sys.audit("os.mknod", path, mode, device, -1 if dir_fd is None else dir_fd)
+        return original_mknod(absolute(path, dir_fd), mode, device)
+
+    for original, replacement in ((original_open, open_absolute), (original_mkfifo, mkfifo_audited),
+                                  (original_mknod, mknod_audited)):
+        for module in (os, posix):
+            setattr(module, original.__name__, replacement)
+        if original in os.supports_dir_fd:  # shutil.rmtree asks it whether fd-based removal works
+            os.supports_dir_fd.discard(original)
+            os.supports_dir_fd.add(replacement)
 
 
 def what_stopped(error: BaseException) -> dict:

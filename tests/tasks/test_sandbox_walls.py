@@ -4,12 +4,14 @@ them) and without it (the OS walls alone). Each must be contained, and say which
 import os
 import secrets
 import shutil
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from l2d.tasks.sandbox import SandboxLimits, run_program, run_programs
+from l2d.tasks import sandbox
+from l2d.tasks.sandbox import Isolation, SandboxLimits, run_program, run_programs
 
 pytestmark = pytest.mark.bwrap
 LIMITS = SandboxLimits(timeout_s=8.0)  # room for a loaded machine; only "ignoring SIGTERM" waits it out
@@ -61,6 +63,9 @@ def programs(machine) -> dict[str, tuple[str, tuple[str, str], tuple[str, str]]]
         "writing into /usr": ("open('/usr/planted', 'w').write('x')", ("failed", "audit hook"),
                               ("failed", "read-only")),
         "writing into /": ("open('/planted', 'w').write('x')", ("failed", "audit hook"), ("failed", "permissions")),
+        "writing into / through a directory fd": (
+            "import os\nfd = os.open('/', os.O_RDONLY)\nos.open('planted', os.O_WRONLY | os.O_CREAT, dir_fd=fd)",
+            ("failed", "audit hook"), ("failed", "permissions")),
         "setsid + sleep outliving the program": (
             "import os, time\nif os.fork() == 0:\n    os.setsid()\n"
             f"    os.execv('/bin/sleep', ['sleep', '{SURVIVOR}'])\ntime.sleep(0.5)",
@@ -132,3 +137,33 @@ def test_cpu_time_is_limited_for_threads_that_outrun_the_clock():
     result = run_program(program, OneCpuSecond(timeout_s=30.0), audit_hook=False)
     assert (result.status, result.limit) == ("error", "cpu"), result
     assert "CPU-time limit of 1s" in result.detail
+
+
+def test_the_audit_hook_alone_resolves_directory_fds(tmp_path, monkeypatch):
+    """The second wall without the first (no bubblewrap): a path relative to a directory fd is judged where it
+    leads, whichever os.open makes it, and writing through a directory fd inside the sandbox still works."""
+    monkeypatch.setattr(sandbox, "isolation", lambda: Isolation((), False, sys.executable, strong=False))
+    outside = str(tmp_path)
+    fresh_posix = "importlib.util.module_from_spec(importlib.util.find_spec('posix'))"  # its own, unwrapped os.open
+    attacks = {
+        "/proc/self/comm": "fd = os.open('/proc/self', os.O_RDONLY)\nos.open('comm', os.O_WRONLY, dir_fd=fd)",
+        "a directory outside": f"fd = os.open({outside!r}, os.O_RDONLY)\n"
+                               "os.open('planted', os.O_WRONLY | os.O_CREAT, dir_fd=fd)",
+        "a fresh posix module": f"import importlib.util\nposix = {fresh_posix}\nfd = posix.open({outside!r}, 0)\n"
+                                "posix.open('planted', os.O_WRONLY | os.O_CREAT, dir_fd=fd)",
+        "a fifo": f"fd = os.open({outside!r}, os.O_RDONLY)\nos.mkfifo('fifo', dir_fd=fd)",
+        "an opener": f"fd = os.open({outside!r}, os.O_RDONLY)\n"
+                     "open('planted', 'w', opener=lambda path, flags: os.open(path, flags, dir_fd=fd))",
+    }
+    results = run_programs([f"import os\n{program}" for program in attacks.values()], LIMITS, max_workers=2,
+                           allow_weak=True)
+    for name, result in zip(attacks, results, strict=True):
+        assert (result.status, result.limit) == ("failed", "audit hook"), f"{name}: {result}"
+        assert "Refused" in result.detail, name
+    assert list(tmp_path.iterdir()) == []
+    inside = ("import os, shutil, tempfile\nos.mkdir('d')\nfd = os.open('d', os.O_RDONLY)\n"
+              "os.write(os.open('f', os.O_WRONLY | os.O_CREAT, dir_fd=fd), b'x')\nos.mkfifo('p', dir_fd=fd)\n"
+              "assert sorted(os.listdir('d')) == ['f', 'p']\nos.makedirs('d/e/f')\nshutil.rmtree('d')\n"
+              "with tempfile.TemporaryDirectory(dir='.') as t:\n    open(os.path.join(t, 'x'), 'w').write('y')\n"
+              "assert os.listdir('.') == []\n")
+    assert run_program(inside, LIMITS, allow_weak=True).passed

@@ -113,8 +113,6 @@ def train(cfg: DictConfig) -> dict:
                                f"{trainer.global_step}; the last checkpoint holds the last finite weights")
         if cfg.export and trainer.is_global_zero:
             network.save_pretrained(output_dir / "export", training=training_record(cfg, trainer, datamodule))
-            (output_dir / "export" / "decode.json").write_text(json.dumps(OmegaConf.to_container(cfg.solver),
-                                                                          indent=2))
             tracking.record_export(output_dir / "export", loggers)  # W&B: the run's id; online: an artifact
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}

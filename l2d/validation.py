@@ -24,7 +24,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from l2d.config import accumulation
 from l2d.data.invalid import InvalidRecordError
+from l2d.files import DiskFull
 from l2d.model.checkpoint import CONFIG_FILE
+from l2d.model.digest import ExportError
 from l2d.model.dtypes import DTYPES
 from l2d.model.finetune import FINETUNE_FILE
 from l2d.model.l2d import GROUP_NAMES
@@ -42,7 +44,7 @@ class InputError(ValueError):
     """A config value or input file the user has to change; the message names it and what is allowed."""
 
 
-USER_ERRORS = (InputError, InvalidRecordError, SandboxUnavailable, UnreadableWeights)
+USER_ERRORS = (InputError, InvalidRecordError, SandboxUnavailable, UnreadableWeights, ExportError, DiskFull)
 
 
 def one_line(main: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
@@ -106,6 +108,10 @@ def reinforcement(cfg: DictConfig) -> None:
     for key in ("temperature", "x1_temperature", "kl"):
         number(cfg, f"method.reinforce.{key}", minimum=0)
     number(cfg, "method.reinforce.clip", above=0)
+    partial_credit = OmegaConf.select(cfg, "method.reinforce.partial_credit", default=False)
+    if not isinstance(partial_credit, bool):
+        raise InputError(f"method.reinforce.partial_credit must be true (the verifier's partial credit as reward) or "
+                         f"false (its verdict, 1 or 0), got {partial_credit!r}")
     lr_multipliers(cfg, "module.lr_multipliers", l2d=l2d)
     for key in ("task", "validation"):  # the reward is the task's verifier: it must be a task l2d can score
         spec = OmegaConf.to_container(OmegaConf.select(cfg, f"method.reinforce.{key}"), resolve=True)

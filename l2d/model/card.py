@@ -12,6 +12,7 @@ from typing import Any
 from l2d.model.loading import SMOLLM2
 
 CARD_FILE = "README.md"
+DECODE_FILE = "decode.json"  # the run's solver settings, for the record (evaluation takes its own)
 SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # what the `smollm2-135m` GGUF was quantized from
 PAPER = "*Large Language Models to Diffusion Finetuning* (Cetin et al., ICML 2025)"
 HERE = "l2d-export"  # the folder name the card's commands use
@@ -22,7 +23,8 @@ class TrainingRecord:
     """What the training run did; a model saved from Python without one gets a card without it.
 
     data: one line per data source; losses: the final logged values by metric name (`val/loss`,
-    `val/loss_at_t{t}`, `val/loss_t_bin{i}`, `train/loss`).
+    `val/loss_at_t{t}`, `val/loss_t_bin{i}`, `train/loss`); decode: the run's solver settings (decode.json);
+    run: its fingerprint and the changes made to it on resume (l2d.lightning.run_guard).
     """
 
     data: list[str]
@@ -31,10 +33,13 @@ class TrainingRecord:
     val_examples: int | None = None
     losses: dict[str, float] = field(default_factory=dict)
     command: str | None = None
+    decode: dict | None = None
+    run: dict | None = None
 
 
-def training_record(cfg, trainer, datamodule) -> TrainingRecord:
-    """The record of a `python -m l2d.train` run, from its config, trainer and data module."""
+def training_record(cfg, trainer, datamodule, run: dict | None = None) -> TrainingRecord:
+    """The record of a `python -m l2d.train` run, from its config, trainer and data module (and `run`, the record
+    of its fingerprint)."""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
@@ -49,7 +54,16 @@ def training_record(cfg, trainer, datamodule) -> TrainingRecord:
                           val_examples=stats.val_examples if stats else None,
                           losses={name: float(value) for name, value in trainer.callback_metrics.items()
                                   if name.startswith(("val/loss", "train/loss", "val/accuracy", "rl/reward"))},
-                          command=command)
+                          command=command, decode=OmegaConf.to_container(cfg.solver, resolve=True), run=run)
+
+
+def card_and_record(card: str, training: TrainingRecord | None) -> list:
+    """Writers (l2d.files.atomic_directory) of an export's card and of the run's decoding settings, if any."""
+    writers = [(CARD_FILE, lambda staging: (staging / CARD_FILE).write_text(card, encoding="utf-8"))]
+    if training is not None and training.decode is not None:
+        writers.append((DECODE_FILE, lambda staging: (staging / DECODE_FILE).write_text(
+            json.dumps(training.decode, indent=2) + "\n")))
+    return writers
 
 
 def describe_source(source: dict[str, Any]) -> str:
@@ -97,6 +111,9 @@ def training_rows(training: TrainingRecord | None) -> list[tuple[str, Any]]:
         rows.append(("examples", f"{training.examples:,} training, {training.val_examples:,} validation"))
     if training.command:
         rows.append(("command", f"`{training.command}`"))
+    for change in (training.run or {}).get("changes", []):
+        rows.append(("changed on resume", f"at step {change['step']:,}: `{change['field']}` "
+                                          f"{json.dumps(change['from'])} → {json.dumps(change['to'])}"))
     return rows
 
 
@@ -135,7 +152,9 @@ def reinforcement_rows(reinforced: dict | None) -> list[tuple[str, str]]:
     if not reinforced:
         return []
     start = reinforced["init"]
-    return [("RL stage", f"GRPO on `{reinforced['task']}` with its verifier as reward, {reinforced['steps']} rollout "
+    reward = {False: "its verifier's verdict (1 or 0)", True: "its verifier's partial credit"}.get(
+        reinforced.get("partial_credit"), "its verifier's score (partial credit where it gives any)")  # older records
+    return [("RL stage", f"GRPO on `{reinforced['task']}` with {reward} as reward, {reinforced['steps']} rollout "
                          f"batches, from the {start['method']} export `{start['path']}` (weights sha256 "
                          f"{start['sha256'][:12]}…)")]
 

@@ -1,20 +1,24 @@
 """Saving and restoring the diffusion path alone: safetensors weights, a JSON config and a model card.
 
 Nothing is unpickled on load. The JSON records the base model (its name, architecture and a sketch of
-its weights), so a checkpoint is refused, with a clear message, on a base it was not made for.
+its weights), so a checkpoint is refused, with a clear message, on a base it was not made for; a digest of every
+file, written last, refuses an export edited or damaged since (l2d.model.digest).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 
 from l2d.files import atomic_directory
-from l2d.model.card import CARD_FILE, TrainingRecord, l2d_card
+from l2d.model.card import TrainingRecord, card_and_record, l2d_card
 from l2d.model.config import L2DConfig
+from l2d.model.digest import (DIGEST_FILE, DIGEST_VERSION, ExportError, refuse, verify_export, write_digest,
+                              written_with_digest)
 from l2d.model.finetune import finetuned_base
 from l2d.model.loading import load_base_model
 from l2d.model.weights import load_weights
@@ -22,11 +26,14 @@ from l2d.model.weights import load_weights
 WEIGHTS_FILE = "diffusion_path.safetensors"
 CONFIG_FILE = "l2d_config.json"
 FORMAT = "l2d-diffusion-path"
+VERSION = DIGEST_VERSION  # 2: written with a digest and a base probe, which loading requires; 1: before them
 ARCHITECTURE_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads",
                      "num_key_value_heads", "intermediate_size", "vocab_size")
 PROBE_ROWS, PROBE_SIZE = 64, 32
 # bfloat16 rounding moves the sketch by ~0.1%; the same shape with other weights moves it by far more.
 PROBE_TOLERANCE = 0.02
+
+log = logging.getLogger(__name__)
 
 
 def base_architecture(base) -> dict:
@@ -54,21 +61,24 @@ def probe_distance(recorded: list[float], given: list[float]) -> float:
 
 
 def save_diffusion_path(model, directory, training: TrainingRecord | None = None) -> None:
-    """The weights, the JSON config and the model card (README.md; `training`: what the run did)."""
+    """The weights, the JSON config, the model card (README.md; `training`: what the run did, with its decoding
+    settings and run fingerprint) and, last, the digest of them all."""
     tensors = {name: p.detach().contiguous().cpu() for name, p in model.trainable_named_parameters()}
-    meta = {"format": FORMAT, "version": 1, "config": model.config.to_dict(),
-            "base_architecture": base_architecture(model.base), "base_probe": base_probe(model.base)}
+    run = training.run if training is not None else None
+    # A base held in shards here has no whole embedding to sketch: the run's fingerprint took it at the start.
+    probe = base_probe(model.base) or (run or {}).get("fingerprint", {}).get("base.probe")
+    meta = {"format": FORMAT, "version": VERSION, "config": model.config.to_dict(),
+            "base_architecture": base_architecture(model.base), "base_probe": probe,
+            **({"run": run} if run else {})}
     card = l2d_card(model.config, model.num_trainable_parameters(), WEIGHTS_FILE, CONFIG_FILE, training)
-
-    def write(staging: Path) -> None:
-        save_file(tensors, str(staging / WEIGHTS_FILE), metadata={"format": FORMAT})
-        (staging / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        (staging / CARD_FILE).write_text(card, encoding="utf-8")
-
-    atomic_directory(Path(directory), write)
+    writers = [(WEIGHTS_FILE, lambda staging: save_file(tensors, str(staging / WEIGHTS_FILE),
+                                                         metadata={"format": FORMAT})),
+               (CONFIG_FILE, lambda staging: (staging / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n"))]
+    atomic_directory(Path(directory), [*writers, *card_and_record(card, training), (DIGEST_FILE, write_digest)])
 
 
 def read_meta(directory) -> dict:
+    """The export's JSON config, checked against its digest (an edited σ or start is refused here)."""
     path = Path(directory) / CONFIG_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: not an L2D checkpoint directory (expected {CONFIG_FILE} "
@@ -76,6 +86,7 @@ def read_meta(directory) -> dict:
     meta = json.loads(path.read_text())
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path} is not an L2D diffusion-path config (format {meta.get('format')!r})")
+    verify_export(directory, has_digest=written_with_digest(meta), only=CONFIG_FILE)
     return meta
 
 
@@ -85,22 +96,32 @@ def check_base(meta: dict, base, directory) -> None:
     if (chain or {}).get("sha256") != (given or {}).get("sha256"):
         def describe(record):
             return f"finetuned from {record['path']}" if record else "without finetuning"
-        raise ValueError(f"checkpoint {directory} was trained on {meta['config'].get('base_model')!r} "
-                         f"{describe(chain)}; the given base is {describe(given)}. Load the base as the checkpoint "
-                         "records it (L2DModel.from_pretrained without base=, or python -m l2d.evaluate)")
+        raise ExportError(f"checkpoint {directory} was trained on {meta['config'].get('base_model')!r} "
+                          f"{describe(chain)}; the given base is {describe(given)}. Load the base as the checkpoint "
+                          "records it (L2DModel.from_pretrained without base=, or python -m l2d.evaluate)")
     recorded, actual = meta["base_architecture"], base_architecture(base)
     if recorded != actual:
         differing = {k: (recorded.get(k), actual.get(k)) for k in ARCHITECTURE_KEYS if recorded.get(k) != actual.get(k)}
-        raise ValueError(f"checkpoint {directory} was made for base model {meta['config'].get('base_model')!r}; "
-                         f"the given base differs in (checkpoint, given): {differing}")
-    recorded_probe, given_probe = meta.get("base_probe"), base_probe(base)  # absent in older checkpoints
-    if recorded_probe is not None and given_probe is not None:
-        distance = probe_distance(recorded_probe, given_probe)
-        if distance > PROBE_TOLERANCE:
-            raise ValueError(f"checkpoint {directory} was made for base model {meta['config'].get('base_model')!r}; "
-                             f"the given base has its architecture but other weights (embedding sketch "
-                             f"{distance:.0%} away, at most {PROBE_TOLERANCE:.0%} allowed). Load the recorded "
-                             f"base, or a copy of it")
+        raise ExportError(f"checkpoint {directory} was made for base model {meta['config'].get('base_model')!r}; "
+                          f"the given base differs in (checkpoint, given): {differing}")
+    recorded_probe, given_probe = meta.get("base_probe"), base_probe(base)
+    if recorded_probe is None:  # the check that the base has the weights it was trained on
+        if written_with_digest(meta):
+            refuse(f"{Path(directory) / CONFIG_FILE} records no base_probe, the sketch of the base's weights that "
+                   "tells its base from another of the same architecture")
+        else:
+            log.warning("%s was written before exports sketched their base's weights (base_probe): its base is "
+                        "checked by architecture only", directory)
+        return
+    if given_probe is None:
+        log.warning("the base given for %s is held in shards: checked by architecture only", directory)
+        return
+    distance = probe_distance(recorded_probe, given_probe)
+    if distance > PROBE_TOLERANCE:
+        raise ExportError(f"checkpoint {directory} was made for base model {meta['config'].get('base_model')!r}; "
+                          f"the given base has its architecture but other weights (embedding sketch "
+                          f"{distance:.0%} away, at most {PROBE_TOLERANCE:.0%} allowed). Load the recorded "
+                          f"base, or a copy of it")
 
 
 def load_trainable_state(model, state: dict, source) -> None:
@@ -121,6 +142,7 @@ def load_trainable_state(model, state: dict, source) -> None:
 
 def load_diffusion_path(cls, directory, base=None, dtype=None):
     meta = read_meta(directory)
+    verify_export(directory, has_digest=written_with_digest(meta))
     config = L2DConfig.from_dict(meta["config"])
     if base is None:
         if not config.base_model:

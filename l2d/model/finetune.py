@@ -14,7 +14,8 @@ from transformers.modeling_outputs import CausalLMOutput
 
 from l2d.data.chat import IGNORE_INDEX, next_token_labels
 from l2d.files import atomic_directory
-from l2d.model.card import CARD_FILE, TrainingRecord, finetune_card
+from l2d.model.card import TrainingRecord, card_and_record, finetune_card
+from l2d.model.digest import DIGEST_FILE, DIGEST_VERSION, verify_export, write_digest, written_with_digest
 from l2d.model.family import family_of, get
 from l2d.model.weights import check_weights
 
@@ -24,6 +25,7 @@ warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is depre
 
 METHODS = ("lora", "full")
 FINETUNE_FILE = "l2d_finetune.json"  # which method and base an export was made with
+VERSION = DIGEST_VERSION  # written with a digest (l2d.model.digest), which loading then requires; before, none
 
 
 class Finetune(nn.Module):
@@ -77,30 +79,41 @@ class Finetune(nn.Module):
 
     def save_pretrained(self, directory, training: TrainingRecord | None = None) -> None:
         """LoRA: the peft adapter; full: the whole model (transformers format); with the record of the
-        method and base, and a model card (README.md; `training`: what the run did). Written atomically."""
-        info = {"method": self.method, "base_model": self.base_name,
+        method and base, a model card (README.md; `training`: what the run did) and, last, the digest of them
+        all. Written atomically."""
+        info = {"method": self.method, "version": VERSION, "base_model": self.base_name,
                 "trainable_parameters": self.num_trainable_parameters()}
         if self.finetuned:
             info["finetuned"] = self.finetuned
         if self.reinforced:
             info["reinforced"] = self.reinforced
+        if training is not None and training.run:
+            info["run"] = training.run
         card = finetune_card(self.method, self.base_name, self.lora_rank, info["trainable_parameters"],
                              self.finetuned, training, self.reinforced)
-
-        def write(staging: Path) -> None:
-            self.model.save_pretrained(str(staging))
-            (staging / FINETUNE_FILE).write_text(json.dumps(info, indent=2) + "\n")
-            (staging / CARD_FILE).write_text(card, encoding="utf-8")  # replaces peft's template card
-
-        atomic_directory(Path(directory), write)
+        weights = "adapter_model.safetensors" if self.method == "lora" else "model.safetensors"
+        writers = [(weights, lambda staging: self.model.save_pretrained(str(staging))),
+                   (FINETUNE_FILE, lambda staging: (staging / FINETUNE_FILE).write_text(json.dumps(info, indent=2)
+                                                                                       + "\n"))]
+        # the card replaces peft's template card; the digest comes last
+        atomic_directory(Path(directory), [*writers, *card_and_record(card, training), (DIGEST_FILE, write_digest)])
 
 
 def read_finetune_info(directory) -> dict:
-    """The record of a lora/full export (method, base model), with a clear error when it is not one."""
+    """The record of a lora/full export (method, base model), checked against its digest, with a clear error
+    when it is not one."""
     path = Path(directory) / FINETUNE_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{directory} is not a lora/full export of `python -m l2d.train` (no {FINETUNE_FILE})")
-    return json.loads(path.read_text())
+    info = json.loads(path.read_text())
+    verify_export(directory, has_digest=written_with_digest(info), only=FINETUNE_FILE)
+    return info
+
+
+def verify_finetune_export(directory: Path) -> None:
+    """Every file of a lora/full export as it was written (its digest), then every weight file readable."""
+    verify_export(directory, has_digest=written_with_digest(read_finetune_info(directory)))
+    check_weights(directory)
 
 
 def weights_fingerprint(directory) -> str:
@@ -126,7 +139,7 @@ def trainable_export(base: nn.Module, directory: Path) -> tuple[nn.Module, int]:
         raise ValueError(f"{directory} was trained on {info.get('base_model')!r}"
                          f"{' finetuned from ' + info['finetuned']['path'] if info.get('finetuned') else ''}; "
                          f"the base given is {name!r}")
-    check_weights(directory)
+    verify_finetune_export(directory)
     if (directory / "adapter_config.json").is_file():
         from peft import PeftModel
 
@@ -140,7 +153,7 @@ def trainable_export(base: nn.Module, directory: Path) -> tuple[nn.Module, int]:
 def load_finetuned(directory, base: nn.Module) -> nn.Module:
     """A saved baseline as a plain LM: a peft adapter applied to `base` and merged, or a full model."""
     directory = Path(directory)
-    check_weights(directory)
+    verify_finetune_export(directory)
     if (directory / "adapter_config.json").is_file():
         from peft import PeftModel
 

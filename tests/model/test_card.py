@@ -87,11 +87,14 @@ def test_a_base_of_the_same_architecture_with_other_weights_is_refused(tmp_path)
     assert restored.config.sigma == 32
 
 
-def test_checkpoints_without_a_sketch_still_load(tmp_path):
-    """Exports written before the sketch existed are checked by architecture only."""
+def test_checkpoints_without_a_sketch_still_load(tmp_path, caplog):
+    """Exports written before the sketch existed (format version 1, no digest) are checked by architecture only,
+    and loading says so."""
     l2d_model().save_pretrained(tmp_path / "export")
     config = tmp_path / "export" / "l2d_config.json"
     meta = json.loads(config.read_text())
     del meta["base_probe"]
-    config.write_text(json.dumps(meta))
+    config.write_text(json.dumps({**meta, "version": 1}))
+    (tmp_path / "export" / "l2d_digest.json").unlink()
     assert L2DModel.from_pretrained(tmp_path / "export", base=tiny_base(seed=1)).config.dim == 16
+    assert "checked by architecture only" in caplog.text and "before exports carried a digest" in caplog.text

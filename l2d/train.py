@@ -68,7 +68,8 @@ def reinforcement(cfg: DictConfig):
     network, tokenizer, start = starting_policy(Path(to_absolute_path(cfg.init)), cfg.method.name)
     task, validation = (get_task(spec["name"], **spec.get("options", {}))
                         for spec in (settings.pop("task"), settings.pop("validation")))
-    record = {"init": start, "task": task.name, "steps": settings["steps"]}
+    record = {"init": start, "task": task.name, "steps": settings["steps"],
+              "partial_credit": settings["partial_credit"]}  # the reward: the verdict, or the verifier's credit
     if isinstance(network, L2DModel):
         network.config.reinforced = record
     else:

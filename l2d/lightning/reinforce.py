@@ -32,9 +32,10 @@ from l2d.tasks.harness import Decoding, complete, encode_prompts, left_pad, pad_
 log = logging.getLogger(__name__)
 
 
-def rewards_of(result: dict[str, Any]) -> list[float]:
-    """One reward per completion: the verifier's (reasoning-gym, with partial credit), else right or wrong."""
-    return [float(r) for r in result.get("rewards") or result["passed"]]
+def rewards_of(result: dict[str, Any], partial_credit: bool = False) -> list[float]:
+    """One reward per completion: the verdict, 1 right or 0 wrong; with `partial_credit`, the verifier's score where
+    it gives one (reasoning-gym's score_answer: '7979' for 79 scores 0.5, a credit a policy can learn to farm)."""
+    return [float(r) for r in (partial_credit and result.get("rewards")) or result["passed"]]
 
 
 def seeded(*key: int) -> int:
@@ -88,6 +89,7 @@ class ReinforceModule(TrainableCheckpoints):
     token's. actions_per_token: how many of a token's chain of actions each update scores (K). clip: PPO's
     ratio clip; updates: optimizer steps per rollout batch; kl: the weight of the KL to the starting policy
     (measured every `kl_every` rollouts when 0). rows_per_pass: completions per gradient pass (memory).
+    partial_credit: reward the verifier's partial credit instead of the exact verdict (`rewards_of`).
     lr_multipliers: {part of the L2D path: m}, as in supervised training (e.g. w_d held at 0 as its start was).
     """
 
@@ -98,7 +100,8 @@ class ReinforceModule(TrainableCheckpoints):
                  temperature: float = 1.0, actions_per_token: int = 4, clip: float = 0.2, updates: int = 1,
                  kl: float = 0.0, kl_every: int = 5, max_new_tokens: int = 8, rows_per_pass: int = 16,
                  validation_levels: Sequence[int] = (2, 8), validation_batch_size: int = 100,
-                 gradient_clip: float | None = 1.0, seed: int = 0, lr_multipliers: dict[str, float] | None = None):
+                 gradient_clip: float | None = 1.0, seed: int = 0, lr_multipliers: dict[str, float] | None = None,
+                 partial_credit: bool = False):
         super().__init__()
         self.automatic_optimization = False  # several updates per rollout batch, gradient passes in chunks
         self.network, self.tokenizer, self.task, self.validation = network, tokenizer, task, validation
@@ -121,6 +124,7 @@ class ReinforceModule(TrainableCheckpoints):
         self.updates, self.kl, self.kl_every = updates, kl, kl_every
         self.max_new_tokens, self.rows_per_pass = max_new_tokens, rows_per_pass
         self.validation_batch_size, self.gradient_clip, self.seed = validation_batch_size, gradient_clip, seed
+        self.partial_credit = partial_credit
         self.problems = task.problems()
         self.validation_problems = validation.problems()
         self.prompts = encode_prompts(tokenizer, self.problems, task.messages)
@@ -159,7 +163,7 @@ class ReinforceModule(TrainableCheckpoints):
                  for row, length in enumerate(done.lengths.tolist())]
         groups = [texts[i * self.group_size:(i + 1) * self.group_size] for i in range(len(problems))]
         results = self.task.score_all([self.problems[i] for i in problems], groups)
-        rewards = torch.tensor([rewards_of(result) for result in results], device=self.device)
+        rewards = torch.tensor([rewards_of(result, self.partial_credit) for result in results], device=self.device)
         return done, rewards, problems
 
     # ---- the update ----------------------------------------------------------------------------------

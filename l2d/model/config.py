@@ -43,7 +43,8 @@ class L2DConfig:
     finetuned: when the frozen LM is a finetuned model (a lora/full export applied to base_model),
         that export's record {"path", "method", "base_model", "sha256"}; loading rebuilds the chain.
     reinforced: when the path went on training by RL through its denoising chain (l2d.rl), the record of
-        that stage: {"init": the L2D export it started from {"path", "sha256"}, "task", "steps"}.
+        that stage: {"init": the L2D export it started from {"path", "sha256"}, "task", "steps", "partial_credit"
+        (whether the reward was the verifier's partial credit rather than its verdict)}.
     """
 
     sigma: float = 64.0

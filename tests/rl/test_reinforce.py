@@ -11,13 +11,14 @@ import torch
 
 from l2d import L2DConfig, L2DModel
 from l2d.lightning.callbacks import AtomicCheckpointIO
-from l2d.lightning.reinforce import PromptDataModule, ReinforceModule
+from l2d.lightning.reinforce import PromptDataModule, ReinforceModule, rewards_of
 from l2d.model.finetune import Finetune
 from l2d.model.generate import DecodeOptions
 from l2d.model.tiny import tiny_model
 from l2d.rl.objective import choose_actions, group_advantages
 from l2d.rl.policy import TokenPolicy, chain_log_probs
 from l2d.rl.rollout import rollout
+from l2d.tasks import get_task
 from l2d.tasks.harness import encode_prompts, left_pad, stop_ids
 from l2d.validation import InputError, check_train
 from tests.entry_points.test_bad_input import config
@@ -55,11 +56,20 @@ def l2d_policy(seed: int = 0) -> tuple[L2DModel, object]:
     return model.train(), tokenizer
 
 
-def module_for(network, tokenizer, **settings) -> ReinforceModule:
+class HalfCreditTask(ParityTask):
+    """ParityTask whose verifier gives a completion it judges wrong half the credit (as reasoning-gym's gives
+    '7979' for 79)."""
+
+    def score_all(self, problems, generations):
+        return [{**result, "rewards": [1.0 if right else 0.5 for right in result["passed"]]}
+                for result in super().score_all(problems, generations)]
+
+
+def module_for(network, tokenizer, task=None, **settings) -> ReinforceModule:
     options = dict(rollouts=4, prompts_per_step=2, group_size=4, levels=(2, 3), max_new_tokens=3,
                    validation_levels=(2,), validation_batch_size=4, actions_per_token=3)
     options.update(settings)
-    return ReinforceModule(network, tokenizer, ParityTask(6), ParityTask(2),
+    return ReinforceModule(network, tokenizer, task or ParityTask(6), ParityTask(2),
                            optimizer=partial(torch.optim.AdamW, lr=1e-2), **options)
 
 
@@ -212,6 +222,42 @@ def test_the_rl_stage_takes_lr_multipliers_from_the_command_line(tmp_path):
     assert rates["w_d"] == 0 and rates["translation"] == pytest.approx(5e-4) and rates["lora_B"] == 1e-3
 
 
+def test_the_reward_is_the_verdict_unless_partial_credit_is_asked_for():
+    task = get_task("reasoning_gym/basic_arithmetic", size=1, num_shots=0)
+    problem = task.to_problem({"question": "What is 40 + 39?", "answer": "79", "metadata": {}}, 0)
+    result = task.score(problem, ["7979", "79", "80"])
+    assert rewards_of(result) == [0.0, 1.0, 0.0]
+    assert rewards_of(result, partial_credit=True) == [0.5, 1.0, 0.0]  # reasoning-gym's own score_answer
+
+
+def test_an_rl_stage_rewards_partial_credit_only_when_asked():
+    model, tokenizer = l2d_policy()
+    verdicts = module_for(model, tokenizer, HalfCreditTask(6)).roll_out(0)[1]
+    credits = module_for(model, tokenizer, HalfCreditTask(6), partial_credit=True).roll_out(0)[1]  # same rollouts
+    assert (verdicts == 0).any() and (verdicts == 1).any()
+    assert torch.equal(credits, torch.where(verdicts == 1, 1.0, 0.5))
+
+
+@pytest.mark.parametrize("partial_credit", [None, True])
+def test_the_rl_stage_records_its_reward_in_the_export(tmp_path, partial_credit):
+    from l2d.model.card import reinforcement_rows
+    from l2d.train import reinforcement
+    from tests.compose import compose_config
+
+    L2DModel(tiny_model()[0], L2DConfig(dim=16, lora_rank=4)).save_pretrained(tmp_path / "l2d")
+    option = [] if partial_credit is None else [f"method.reinforce.partial_credit={str(partial_credit).lower()}"]
+    cfg = compose_config("train", [*TINY_RUN, "data=arithmetic", "method=l2d_rl", f"init={tmp_path / 'l2d'}", *option],
+                         tmp_path / "rl")
+    network, _, module, _ = reinforcement(cfg)
+    chosen = bool(partial_credit)  # the default is the verdict
+    assert module.partial_credit is chosen and network.config.reinforced["partial_credit"] is chosen
+    network.save_pretrained(tmp_path / "export")
+    recorded = L2DModel.from_pretrained(tmp_path / "export", base=tiny_model()[0]).config.reinforced
+    assert recorded["partial_credit"] is chosen
+    (row,) = reinforcement_rows(recorded)
+    assert ("partial credit as reward" if chosen else "verdict (1 or 0) as reward") in row[1]
+
+
 def test_lora_in_token_space_one_action_per_token(tmp_path):
     base, tokenizer = tiny_model()
     lora = Finetune(base, lora_rank=4)
@@ -248,6 +294,8 @@ def test_lora_in_token_space_one_action_per_token(tmp_path):
     (["method=lora_rl", "init={lora}", "module.lr_multipliers={{w_d:0}}"],
      r"module.lr_multipliers scales the diffusion path's parameter groups; method=lora_rl has none"),
     (["module.lr_multipliers={{w_head:0}}"], r"module.lr_multipliers.w_head: not a parameter group; allowed: w_d"),
+    (["method.reinforce.partial_credit=maybe"],
+     r"method.reinforce.partial_credit must be true \(the verifier's partial credit as reward\) or false .*'maybe'"),
 ])
 def test_bad_rl_input_gets_one_clear_line(tmp_path, overrides, message):
     base, _ = tiny_model()
@@ -282,7 +330,9 @@ def test_the_rl_stage_from_the_command_line_exports_its_chain(tmp_path):
     export = tmp_path / "rl" / "export"
     reinforced = read_meta(export)["config"]["reinforced"]
     assert reinforced["init"]["path"] == str(init.resolve()) and reinforced["task"] == "reasoning_gym/basic_arithmetic"
-    assert "RL stage" in (export / "README.md").read_text()
+    assert reinforced["partial_credit"] is False
+    assert "RL stage" in (export / "README.md").read_text() and "verdict (1 or 0) as reward" in (
+        export / "README.md").read_text()
     result = evaluate(compose_config("evaluate", ["model=tiny", f"checkpoint={export}", "task=arithmetic",
                                                   "task.options.size=2", "max_new_tokens=2", "progress=false",
                                                   "protocol=greedy", "solver.levels=2"], tmp_path / "eval"))

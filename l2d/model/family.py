@@ -111,9 +111,34 @@ def positions_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
 
 
 def reorder_cache(cache, rows: torch.Tensor) -> None:
-    """Keep (or repeat) batch rows `rows` of every layer's keys and values, in place (beam search)."""
+    """Keep (or repeat) batch rows `rows` of every layer's keys and values (beam search). A static cache whose
+    row count stays is rewritten in place: its tensors keep the addresses compiled graphs were recorded with."""
     if hasattr(cache, "layers"):
         for entry in cache.layers:
-            entry.keys, entry.values = entry.keys[rows], entry.values[rows]
+            if is_static(entry) and len(rows) == entry.keys.shape[0]:
+                entry.keys.copy_(entry.keys[rows])
+                entry.values.copy_(entry.values[rows])
+            else:
+                entry.keys, entry.values = entry.keys[rows], entry.values[rows]
     else:
         cache.reorder_cache(rows)
+
+
+def is_static(entry) -> bool:
+    from transformers.cache_utils import StaticLayer
+
+    return isinstance(entry, StaticLayer)
+
+
+def copy_rows(source, target, rows: torch.Tensor) -> None:
+    """Fill the static cache `target` (allocated for len(rows) rows, same length) with rows `rows` of the static
+    cache `source`: a beam that widens moves into a cache of its own width instead of into fresh tensors."""
+    for entry, into in zip(source.layers, target.layers):
+        keys, values = entry.keys[rows], entry.values[rows]
+        if not into.is_initialized:
+            into.lazy_initialization(keys, values)
+        into.keys.copy_(keys)
+        into.values.copy_(values)
+        into.cumulative_length.copy_(entry.cumulative_length)
+        if hasattr(entry, "cumulative_length_int"):  # sliding-window layers also count in a Python int
+            into.cumulative_length_int = entry.cumulative_length_int

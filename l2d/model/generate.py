@@ -5,15 +5,19 @@ dx/dt = (x̂ - x) / (1 - t) from t=0 to t_final with the chosen solver, evaluate
 more at (x(t_final), t_final) and sample the token from those logits. `levels=1` is the plain LM:
 its single evaluation at t=0 is the LM's own logits (w_d(0) = 0), so the diffusion path is skipped.
 
-Fast path: `static_cache` preallocates the KV cache (bucketed lengths), so one diffusion evaluation
-sees the same shapes and tensor addresses at every step of every token; `compile` then hands that
-evaluation to torch.compile ("reduce-overhead" replays it as a CUDA graph). Sampling and the
-solver's arithmetic stay outside the compiled region, so the random streams are the plain path's.
+Fast path: `static_cache` preallocates the KV cache (bucketed lengths), once per shape and model, and
+resets it in place for the next call, so one diffusion evaluation sees the same shapes, strides and
+tensor addresses at every step of every token and of every generate() call; `compile` then hands that
+evaluation to torch.compile ("reduce-overhead" replays it as a CUDA graph): one graph per (batch,
+guidance, cache bucket), whatever the prompt length. Sampling and the solver's arithmetic stay outside
+the compiled region, so the random streams are the plain path's.
 """
 
 from __future__ import annotations
 
 import math
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
@@ -23,11 +27,12 @@ from l2d.diffusion.path import velocity as flow_velocity
 from l2d.diffusion.sampling import X1_ESTIMATES, annealed_temperature, estimate_x1, sample_tokens
 from l2d.diffusion.solver import ADAPTIVE, check_solver, fixed_nfe, integrate_adaptive, integrate_fixed, time_grid
 from l2d.model.conditioning import ConditioningTable
-from l2d.model.family import new_cache, positions_from_mask, reorder_cache
+from l2d.model.family import copy_rows, new_cache, positions_from_mask, reorder_cache
 
 COMPILE_MODES = ("eager", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 CACHE_BUCKET = 128  # static caches round their length up to this, so many prompt lengths share a compiled shape
+STATIC_CACHES = 4  # static caches a model keeps for reuse (the most recently used shapes)
 
 
 @dataclass
@@ -203,14 +208,16 @@ class Decoder:
         if self.options.static_cache:
             # The mask covers the whole preallocated cache from the start: keys past the current
             # token are excluded by causality, so it never changes shape or contents.
-            length = math.ceil((input_ids.shape[1] + max_new_tokens) / CACHE_BUCKET) * CACHE_BUCKET
-            self.cache = new_cache(self.model.base, length)
-            future = attention_mask.new_ones(attention_mask.shape[0], length - input_ids.shape[1])
+            self.length = math.ceil((input_ids.shape[1] + max_new_tokens) / CACHE_BUCKET) * CACHE_BUCKET
+            self.cache = static_cache(self.model, input_ids.shape[0], self.length, self)
+            future = attention_mask.new_ones(attention_mask.shape[0], self.length - input_ids.shape[1])
             self.attention_mask = torch.cat([attention_mask, future], dim=1)
         else:
             self.cache = new_cache(self.model.base)
             self.attention_mask = attention_mask
-        self.h_last = self.model.run_main_path(input_ids, self.attention_mask, position, self.cache)[:, -1]
+        # contiguous: the last position of the prefill is a view strided by the prompt length, and compiled
+        # graphs guard on strides (a graph of its own per prompt length otherwise)
+        self.h_last = self.model.run_main_path(input_ids, self.attention_mask, position, self.cache)[:, -1].contiguous()
         self.main_forwards += 1
         self.token = input_ids[:, -1]
         self.position = position[:, -1]
@@ -244,11 +251,37 @@ class Decoder:
 
     def select(self, rows: torch.Tensor) -> None:
         """Continue with rows `rows` of the current batch (in that order, repeats allowed)."""
-        reorder_cache(self.cache, rows)
+        if self.options.static_cache and len(rows) != len(self.token):
+            cache = static_cache(self.model, len(rows), self.length, self)
+            copy_rows(self.cache, cache, rows)
+            self.cache = cache
+        else:
+            reorder_cache(self.cache, rows)
         self.attention_mask, self.h_last, self.token = self.attention_mask[rows], self.h_last[rows], self.token[rows]
         self.position, self.index = self.position[rows], self.index[rows]
         if self.diffusion is not None and self.diffusion.slot_classes is not None:
             self.diffusion.slot_classes = self.diffusion.slot_classes[rows]
+
+
+def static_cache(model, batch: int, length: int, owner):
+    """An empty static KV cache of `batch` rows and `length` positions for `owner` (a decoder). Allocated once per
+    shape and kept on the model (its STATIC_CACHES most recent shapes), then reset in place for the next decoder:
+    its tensors keep their addresses across generate() calls, so CUDA graphs that read them record once. A cache
+    whose decoder is still alive is never handed out again."""
+    weight = next(model.base.parameters())
+    device = weight.device
+    autocast = torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else None
+    key = (batch, length, weight.dtype, autocast, device)  # the cached keys' layout
+    caches = model.__dict__.setdefault("_static_caches", OrderedDict())
+    cache, user = caches.pop(key, (None, None))
+    if cache is not None and user() is None:
+        cache.reset()
+    else:
+        cache = new_cache(model.base, length)
+    caches[key] = (cache, weakref.ref(owner))
+    while len(caches) > STATIC_CACHES:
+        caches.popitem(last=False)
+    return cache
 
 
 def prepare(model, input_ids, attention_mask, class_labels, eos_token_id, pad_token_id, **decode_options):

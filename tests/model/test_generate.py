@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
+from l2d.model.generate import DecodeOptions, Decoder
 from l2d.model.token_search import token_search
 from tests.tiny import decode_prompts, tiny_base, tiny_l2d_far_from_lm
 
@@ -199,8 +200,52 @@ def test_static_cache_serves_the_plain_lm_and_token_search(model):
                        greedy)
     searched = token_search(model, ids, mask, hypotheses=3, max_new_tokens=4, levels=2,
                             generator=torch.Generator().manual_seed(1))
-    assert torch.equal(token_search(model, ids, mask, hypotheses=3, max_new_tokens=4, levels=2, static_cache=True,
-                                    generator=torch.Generator().manual_seed(1)), searched)
+    for _ in range(2):  # the second search runs in the caches the first one left for reuse (3 rows, then 9)
+        assert torch.equal(token_search(model, ids, mask, hypotheses=3, max_new_tokens=4, levels=2, static_cache=True,
+                                        generator=torch.Generator().manual_seed(1)), searched)
+
+
+def test_prompts_of_any_length_decode_through_one_compiled_graph(model):
+    """One graph per (batch, guidance, cache bucket): prompts of 16, 40 and 100 tokens share the 128-position
+    bucket, and the first token (right after the prefill) runs the graph of the tokens after it."""
+    torch._dynamo.reset()
+    counters.clear()
+    options = dict(max_new_tokens=4, solver="midpoint", levels=2, temperature=1.0, guidance=2.0,
+                   class_labels=torch.tensor([1, 2]))
+    for length in (16, 40, 100):
+        ids = torch.randint(0, 256, (2, length), generator=torch.Generator().manual_seed(length))
+        plain = model.generate(ids, generator=torch.Generator().manual_seed(3), **options)
+        ours = model.generate(ids, generator=torch.Generator().manual_seed(3), compile="eager", **options)
+        assert torch.equal(ours, plain)
+    assert counters["stats"]["unique_graphs"] == 1
+
+
+def test_repeated_calls_reuse_one_static_cache_per_shape(model):
+    """The keys every evaluation reads live at one address from one generate() call to the next (CUDA graphs
+    record once); another batch size gets a cache of its own, and a decoder still running keeps its cache."""
+    read = []
+    hook = model.diffusion.register_forward_pre_hook(lambda module, args: read.append(args[3].keys[0].data_ptr()))
+    try:
+        calls = []
+        for rows, length in ((2, 7), (2, 30), (3, 7)):
+            read.clear()
+            ids = torch.randint(0, 256, (rows, length), generator=torch.Generator().manual_seed(length))
+            model.generate(ids, max_new_tokens=3, levels=2, static_cache=True)
+            calls.append(set(read))
+    finally:
+        hook.remove()
+    assert len(calls[0]) == 1 and calls[1] == calls[0] and calls[2] != calls[0]
+    ids, mask = decode_prompts()
+    running = Decoder(model, DecodeOptions(levels=1, static_cache=True), None, None)
+    running.start(ids, mask, 3)
+    meanwhile = Decoder(model, DecodeOptions(levels=1, static_cache=True), None, None)
+    meanwhile.start(ids, mask, 3)
+    assert meanwhile.cache is not running.cache
+    freed = meanwhile.cache
+    del meanwhile
+    after = Decoder(model, DecodeOptions(levels=1, static_cache=True), None, None)
+    after.start(ids, mask, 3)
+    assert after.cache is freed
 
 
 def test_unknown_compile_mode_names_the_choices(model):

@@ -93,7 +93,8 @@ def main(main_results: str, results: str) -> None:
         for k, emitted, token_chains in zip(batch, new, argmaxes):
             text = tokenizer.decode(emitted, skip_special_tokens=True)
             if text != records[k]["generations"][0]:
-                raise SystemExit(f"{records[k]['id']}: decoded {text!r}, {results} has {records[k]['generations'][0]!r}")
+                raise SystemExit(f"{records[k]['id']}: decoded {text!r}, "
+                                 f"{results} has {records[k]['generations'][0]!r}")
             found = [times[settled(chain, token)] for token, chain in zip(emitted, token_chains)]
             settle_times += found
             outcomes[any(t > 0 for t in found)].append((records[k]["score"], alone[records[k]["id"]]))
@@ -109,7 +110,8 @@ def main(main_results: str, results: str) -> None:
                                                 for (low, high), n in zip(zip(BINS, BINS[1:]), shares[1:])]))
     for kind, scores in (("moved", outcomes[True]), ("did not move", outcomes[False])):
         if scores:
-            print(f"  problems where it {kind}: {len(scores)}, accuracy {100 * sum(s for s, _ in scores) / len(scores):.1f}%"
+            print(f"  problems where it {kind}: {len(scores)}, "
+                  f"accuracy {100 * sum(s for s, _ in scores) / len(scores):.1f}%"
                   f" (the main path alone: {100 * sum(m for _, m in scores) / len(scores):.1f}%)")
 
 

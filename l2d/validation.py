@@ -34,6 +34,7 @@ from l2d.model.weights import UnreadableWeights
 from l2d.tasks.code import CodeTask
 from l2d.tasks.registry import TASKS, get_task
 from l2d.tasks.sandbox import SandboxUnavailable, require_isolation
+from l2d.tasks.sources import TaskDataError
 
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 BENCH_METHODS = ("l2d_lora", "l2d_full", "lora", "full")
@@ -44,7 +45,8 @@ class InputError(ValueError):
     """A config value or input file the user has to change; the message names it and what is allowed."""
 
 
-USER_ERRORS = (InputError, InvalidRecordError, SandboxUnavailable, UnreadableWeights, ExportError, DiskFull)
+USER_ERRORS = (InputError, InvalidRecordError, SandboxUnavailable, UnreadableWeights, ExportError, DiskFull,
+               TaskDataError)
 
 
 def one_line(main: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:

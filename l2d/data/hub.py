@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from l2d.data.records import check_text
+
 DATA_ENV = "L2D_DATA"
 
 
@@ -51,6 +53,7 @@ def load_hub_dataset(name: str, config: str | None, split: str, *, streaming: bo
                           f"(pip install 'l2d[hub]'); {offline_hint}") from None
     local = local_copy(name, config, split)
     if local is not None:
+        check_text(local)  # datasets' own error would name neither the file nor the line
         return load_dataset("json", data_files=str(local), split="train", streaming=streaming)
     try:
         return load_dataset(name, config, split=split, streaming=streaming)

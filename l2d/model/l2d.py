@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from l2d.data.chat import IGNORE_INDEX, next_token_labels
@@ -22,6 +21,7 @@ from l2d.model.config import L2DConfig
 from l2d.model.checkpoint import load_diffusion_path, save_diffusion_path
 from l2d.model.diffusion_path import DiffusionPath, MainPathContext
 from l2d.model.family import get, new_cache, positions_from_mask
+from l2d.model.loss import cross_entropy
 from l2d.model.main_path import CausalLM
 
 # (group, a marker in the parameter's name); what matches none is a full copy of an LM projection.
@@ -216,8 +216,7 @@ class L2DModel(CausalLM):
 
         token_losses = None
         if supervised:
-            token_losses = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(),
-                                           ignore_index=IGNORE_INDEX, reduction="none").view_as(targets)
+            token_losses = cross_entropy(logits, targets, IGNORE_INDEX)  # no float32 copy of the logits
         return self.output(slots, logits, t, token_losses)
 
     @torch.no_grad()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from l2d.data.hub import local_copy, offline_fix
+from l2d.data.records import utf8_lines
 
 Record = dict[str, Any]
 
@@ -32,17 +33,23 @@ class HubSplit:
 
 
 def read_jsonl(path: str | Path) -> list[Record]:
-    """One JSON object per non-blank line; `.gz` files are decompressed."""
+    """One JSON object per non-blank line; `.gz` files are decompressed. A line that is not JSON or not UTF-8, or a
+    file without a record, is refused naming the file (and the line)."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rt", encoding="utf-8") as lines:
-            return [_parse(line, path, number) for number, line in enumerate(lines, 1) if line.strip()]
+        with opener(path, "rb") as lines:
+            records = [_parse(line, path, number, problem) for number, line, problem in utf8_lines(lines)]
     except OSError as error:
         raise TaskDataError(f"cannot read {path}: {error.strerror or error}") from None
+    if not records:
+        raise TaskDataError(f"{path}: empty, no records in it (one JSON object per line)")
+    return records
 
 
-def _parse(line: str, path: Path, number: int) -> Record:
+def _parse(line: str | None, path: Path, number: int, problem: str) -> Record:
+    if line is None:
+        raise TaskDataError(f"{path}:{number}: {problem}")
     try:
         record = json.loads(line)
     except json.JSONDecodeError as error:

@@ -51,6 +51,52 @@ def test_schema_errors_are_located(tmp_path, record, reason):
         JsonlSource(str(path)).load(InvalidRecords())
 
 
+def not_utf8_file(tmp_path):
+    """Line 3 is Latin-1 ('café' with é as the single byte 0xe9), the others UTF-8."""
+    path = write_jsonl(tmp_path / "latin1.jsonl", [{"prompt": "a", "response": "b"}, {"prompt": "c", "response": "d"}])
+    path.write_bytes(path.read_bytes() + b'{"prompt": "caf\xe9", "response": "e"}\n{"prompt": "f", "response": "g"}\n')
+    return path
+
+
+def test_a_line_that_is_not_utf8_is_named_by_file_and_line(tmp_path, tokenizer):
+    path = not_utf8_file(tmp_path)
+    for source in (JsonlSource(str(path)), GSM8KSource(path=str(path))):
+        with pytest.raises(InvalidRecordError, match=rf"^{path}:3: not UTF-8 text \(byte 0xe9 at byte 16 of the line"):
+            source.load(InvalidRecords())
+    data = L2DDataModule(tokenizer, JsonlSource(str(path)), val_size=0, skip_invalid=True)
+    data.setup()  # skip_invalid skips it as any other bad line, and counts it
+    assert (data.stats.skipped_invalid, data.stats.examples) == (1, 3)
+
+
+def test_an_empty_file_is_named(tmp_path, tokenizer):
+    empty, blank = tmp_path / "empty.jsonl", tmp_path / "blank.jsonl"
+    empty.write_bytes(b"")
+    blank.write_text("\n  \n")
+    for path in (empty, blank):
+        for source in (JsonlSource(str(path)), GSM8KSource(path=str(path))):
+            with pytest.raises(InvalidRecordError, match=rf"^{path}: empty, no records in it"):
+                source.load(InvalidRecords(skip=True))
+    train = write_jsonl(tmp_path / "train.jsonl", [{"prompt": "a", "response": "b"}])
+    data = L2DDataModule(tokenizer, JsonlSource(str(train), val_path=str(empty)), val_size=0)
+    with pytest.raises(InvalidRecordError, match=rf"^{empty}: empty"):
+        data.setup()
+
+
+def test_a_local_copy_under_l2d_data_that_is_empty_or_not_utf8_is_named(tmp_path, monkeypatch):
+    from l2d.data.hub import local_copy_name
+
+    monkeypatch.setenv("L2D_DATA", str(tmp_path))
+    copy = tmp_path / local_copy_name("HuggingFaceTB/smoltalk", "self-oss-instruct", "test")
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(b'{"messages": []}\n\n{"messages": [{"role": "user", "content": "\xff"}]}\n')
+    source = SmolTalkSource(subsets=["self-oss-instruct"])
+    with pytest.raises(InvalidRecordError, match=rf"^{copy}:3: not UTF-8 text \(byte 0xff"):
+        source.validation(InvalidRecords(skip=True))  # datasets reads the copy: it cannot skip the line
+    copy.write_bytes(b"")
+    with pytest.raises(InvalidRecordError, match=rf"^{copy}: empty"):
+        source.validation(InvalidRecords())
+
+
 def test_empty_after_filtering_fails_before_training(tmp_path, tokenizer):
     path = write_jsonl(tmp_path / "long.jsonl", [{"prompt": "q" * 100, "response": "a"}] * 3)
     data = L2DDataModule(tokenizer, JsonlSource(str(path)), max_length=50, val_size=0)

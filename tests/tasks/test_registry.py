@@ -1,3 +1,4 @@
+import gzip
 import sys
 import types
 
@@ -90,3 +91,33 @@ def test_local_file_errors_are_clear(tmp_path, write_jsonl):
     wrong_schema = write_jsonl("wrong.jsonl", [{"problem": "q"}])
     with pytest.raises(TaskDataError, match="does not fit the schema"):
         get_task("gsm8k", path=wrong_schema).problems()
+
+
+def test_a_task_file_that_is_not_utf8_or_empty_is_named_with_its_line(tmp_path):
+    latin1 = tmp_path / "latin1.jsonl"
+    latin1.write_bytes(b'{"question": "q", "answer": "#### 1"}\n{"question": "caf\xe9", "answer": "#### 2"}\n')
+    packed = tmp_path / "latin1.jsonl.gz"
+    packed.write_bytes(gzip.compress(latin1.read_bytes()))
+    for path in (latin1, packed):
+        with pytest.raises(TaskDataError, match=rf"^{path}:2: not UTF-8 text \(byte 0xe9 at byte 18 of the line"):
+            get_task("gsm8k", path=path).problems()
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(TaskDataError, match=rf"^{empty}: empty, no records in it"):
+        get_task("gsm8k", path=empty).problems()
+
+
+def test_a_task_file_error_ends_the_evaluation_in_one_line(tmp_path, capsys, monkeypatch):
+    from l2d.evaluate import evaluate
+    from l2d.validation import one_line
+    from tests.compose import compose_config
+
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    cfg = compose_config("evaluate", ["model=tiny", "task=gsm8k", f"task.options.path={empty}",
+                                      "task.options.num_shots=0", "progress=false"], tmp_path / "eval")
+    with pytest.raises(SystemExit) as ended:
+        one_line(evaluate)(cfg)
+    assert ended.value.code == 1
+    assert capsys.readouterr().err == f"error: {empty}: empty, no records in it (one JSON object per line)\n"

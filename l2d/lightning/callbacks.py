@@ -3,6 +3,7 @@ loss-by-t chart, atomic checkpoint files."""
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from l2d.data.chat import IGNORE_INDEX, next_token_labels
+from l2d.files import DiskFull, is_disk_full
 
 
 class Throughput(Callback):
@@ -106,11 +108,32 @@ class LossByTChart(Callback):
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write each checkpoint to a temporary name and rename it, so no half-written file is ever left."""
+    """Write each checkpoint to a temporary name and rename it, so no half-written file is ever left. A full disk
+    ends the run in one line naming the checkpoint and the earlier ones, which are intact."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.partial")
-        super().save_checkpoint(checkpoint, partial, storage_options)
-        os.replace(partial, path)
+        try:
+            super().save_checkpoint(checkpoint, partial, storage_options)
+            os.replace(partial, path)
+        except BaseException as error:
+            partial.unlink(missing_ok=True)
+            if is_disk_full(error):
+                code = error.errno if isinstance(error, OSError) and error.errno else errno.ENOSPC
+                raise DiskFull(code, f"no space left on the device writing the checkpoint {path}: "
+                                     f"{earlier_checkpoints(path.parent)}, and nothing half-written is left "
+                                     "(free some space; a run resumes from its last.ckpt)") from error
+            raise
+
+
+def earlier_checkpoints(directory: Path) -> str:
+    """What a failed checkpoint write left: the checkpoints already in `directory`, whole (each was renamed into
+    place only once written)."""
+    found = sorted(path.name for path in directory.glob("*.ckpt"))
+    if not found:
+        return f"{directory} holds no earlier checkpoint"
+    many = len(found) > 1
+    return (f"the earlier checkpoint{'s' if many else ''} {', '.join(found)} in {directory} "
+            f"{'are' if many else 'is'} intact")

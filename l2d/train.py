@@ -17,7 +17,7 @@ from l2d import tracking
 from l2d.config import config_dir, register_resolvers
 from l2d.lightning.callbacks import AtomicCheckpointIO, WallTime
 from l2d.lightning.loggers import RunCSVLogger
-from l2d.lightning.module import TrainingModule
+from l2d.lightning.module import HEALTH_METRIC, TrainingModule
 from l2d.lightning.reinforce import PromptDataModule, ReinforceModule
 from l2d.model.l2d import L2DModel
 from l2d.rl.start import starting_policy
@@ -157,6 +157,11 @@ def summary(metrics: dict, export: Path | None, task: str = "<task>") -> str:
         lines.append("validation loss by t:  " + "   ".join(f"t={t:g} {at[t]:.3f}" for t in sorted(at)))
         lines.append(f"  (t=0 is the frozen base model: {at[min(at)]:.3f}; at t=1 the path is given the answer: "
                      f"{at[max(at)]:.3f})")
+        if HEALTH_METRIC in metrics:
+            ratio = metrics[HEALTH_METRIC]
+            verdict = "it reads x_t" if ratio <= 1 / 3 else "it barely reads x_t yet: more steps can hardly help"
+            lines.append(f"health: loss(t=1) / loss(t=0.25) = {ratio:.2f} ({verdict}; a path that reads x_t "
+                         "goes below 1/3)")
     elif "val/loss" in metrics:
         lines.append(f"validation loss {metrics['val/loss']:.3f}")
     if export is not None:

@@ -17,6 +17,11 @@ from l2d.lightning.trainable import TrainableCheckpoints, named_groups, scale_le
 from l2d.model.l2d import L2DModel
 
 log = logging.getLogger(__name__)
+# The health signal of a trained path: loss(t = 1) / loss(t = 0.25) over the same positions and noise. At t = 1
+# x_t is the answer's own embedding, at 0.25 it is mostly noise (σ 64), so a path that reads x_t drives the ratio
+# far below 1; near 1 it predicts from the context alone, and more diffusion steps cannot help it.
+HEALTH_TIMES = (0.25, 1.0)
+HEALTH_METRIC = "val/health_ratio"
 
 
 def loss_by_t_bin(token_losses: torch.Tensor, timesteps: torch.Tensor, valid: torch.Tensor,
@@ -116,9 +121,12 @@ class TrainingModule(TrainableCheckpoints):
             return
         # The loss at fixed t over every validation position: the curve that shows the path reading x_t.
         sums, counts = self.trainer.strategy.reduce(self.val_at_t, reduce_op="sum")
-        for t, total, count in zip(self.val_timesteps, sums.tolist(), counts.tolist()):
-            if count:
-                self.log(f"val/loss_at_t{t:g}", total / count)
+        at_t = {t: total / count for t, total, count in zip(self.val_timesteps, sums.tolist(), counts.tolist())
+                if count}
+        for t, loss in at_t.items():
+            self.log(f"val/loss_at_t{t:g}", loss)
+        if HEALTH_TIMES[0] in at_t and HEALTH_TIMES[1] in at_t:
+            self.log(HEALTH_METRIC, at_t[HEALTH_TIMES[1]] / at_t[HEALTH_TIMES[0]], prog_bar=True)
         # How far the path is opened at each t (w_d(0) = 0 always): the health signal next to loss by t.
         t = torch.tensor([self.val_timesteps], device=self.device)
         classes = torch.zeros_like(t).long() if self.network.num_classes else None

@@ -28,7 +28,8 @@ def test_each_method_trains_exports_and_logs(method, tiny_train, tmp_path):
     assert f"validation {metrics['val/loss']:.4f}" in card
     if method.startswith("l2d"):
         assert sum(c.startswith("train/loss_t_bin") for c in names) >= 5  # t-bins are logged
-        assert {"val/loss_at_t0", "val/loss_at_t1", "val/w_d_at_t1"} <= names
+        assert {"val/loss_at_t0", "val/loss_at_t1", "val/w_d_at_t1", "val/health_ratio"} <= names
+        assert metrics["val/health_ratio"] == pytest.approx(metrics["val/loss_at_t1"] / metrics["val/loss_at_t0.25"])
         assert f"| loss | {metrics['val/loss_at_t0']:.4f} |" in card  # the first t of the card's loss-by-t row
         restored = L2DModel.from_pretrained(tmp_path / "export")  # base rebuilt from its recorded name
         assert restored.config.full_path == (method == "l2d_full")
@@ -184,3 +185,13 @@ def test_training_extensions_reach_the_training_step_and_the_export(field, row, 
     assert getattr(L2DModel.from_pretrained(tmp_path / field / "export").config, field) == 0.5
     assert row in (tmp_path / field / "export" / "README.md").read_text()
     assert row.split(" 0.5")[0] not in (tmp_path / "paper" / "export" / "README.md").read_text()
+
+
+@pytest.mark.parametrize("at_1, verdict", [(0.25, "it reads x_t"), (0.75, "barely reads x_t")])
+def test_the_summary_states_the_health_ratio(at_1, verdict):
+    from l2d.train import summary
+
+    metrics = {"method": "l2d_lora", "global_step": 3, "wall_seconds": 60.0, "val/loss_at_t0": 3.0,
+               "val/loss_at_t0.25": 1.0, "val/loss_at_t1": at_1, "val/health_ratio": at_1 / 1.0}
+    line = next(line for line in summary(metrics, None).splitlines() if line.startswith("health"))
+    assert f"= {at_1:.2f}" in line and verdict in line

@@ -54,6 +54,36 @@ class MainPathContext:
                                self.token_embeddings[index], self.cos[index], self.sin[index], self.mask[index])
 
 
+class AttentionBias:
+    """A context's key mask (B, 1, Q, T) in the form the fused attention kernels take, for queries whose heads
+    that share a key/value head are folded into the query length: (B, kv_heads, groups * Q, head_dim).
+
+    Why: SDPA's flash kernel takes no explicit mask, and its memory-efficient kernel takes one but no grouped heads
+    (until pytorch#191085), so a mask with grouped heads falls back to the math kernel, which holds the attention
+    probabilities of every head. Folded, q, k and v have equal head counts and k, v stay uncopied; the
+    mask becomes an additive bias (0 or -inf) in the dtype SDPA computes in, repeated per group, its rows padded
+    to 8 elements, so SDPA neither converts nor pads it per call. Built once per dtype and group count per pass."""
+
+    ALIGNMENT = 8  # elements: the memory-efficient kernel's bias strides (else SDPA pads a copy per call)
+
+    def __init__(self, mask: torch.Tensor):
+        self.mask = mask
+        self.biases: dict[tuple[torch.dtype, int], torch.Tensor] = {}
+
+    def __call__(self, query: torch.Tensor, groups: int) -> torch.Tensor:
+        """(B, 1, groups * Q, T): query row g * Q + i is slot i of group g, in the dtype SDPA computes `query` in
+        (autocast's, which would otherwise cast the bias anew at every call)."""
+        device = query.device.type
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else query.dtype
+        if (dtype, groups) not in self.biases:
+            batch, _, slots, keys = self.mask.shape
+            padded = -(-keys // self.ALIGNMENT) * self.ALIGNMENT
+            bias = torch.full((batch, groups, slots, padded), float("-inf"), dtype=dtype, device=self.mask.device)
+            bias[..., :keys].masked_fill_(self.mask, 0.0)
+            self.biases[dtype, groups] = bias.view(batch, 1, groups * slots, padded)[..., :keys]
+        return self.biases[dtype, groups]
+
+
 def modulated_norm(x: torch.Tensor, weight: torch.Tensor, shift: torch.Tensor, eps: float) -> torch.Tensor:
     """RMSNorm with weight (w + scale(c)) and a shift(c), normalising in float32 as the LM does."""
     normed = x.float() * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + eps)
@@ -87,25 +117,29 @@ class DiffusionBlock(nn.Module):
         # (scale, shift, gate) for each of the two norms: 6 vectors of width d from c.
         self.modulation = ModulationHead(config.conditioning_dim, lm_config.hidden_size, chunks=6)
 
-    def attend(self, a: torch.Tensor, keys, values, cos, sin, mask) -> torch.Tensor:
+    def attend(self, a: torch.Tensor, keys, values, cos, sin, bias: "AttentionBias") -> torch.Tensor:
         batch, slots, _ = a.shape
         q = self.projections["q_proj"](a).view(batch, slots, self.num_heads, self.head_dim)
         if self.query_norm is not None:
             q = self.query_norm(q)
         q = apply_rotary(q.transpose(1, 2), cos, sin)  # (B, heads, Q, head_dim)
-        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=self.scaling,
-                                             enable_gqa=keys.shape[1] != self.num_heads)
-        return self.projections["o_proj"](out.transpose(1, 2).reshape(batch, slots, -1))
+        # The query heads that share a key/value head attend as one head over `groups` times the slots.
+        kv_heads = keys.shape[1]
+        groups = self.num_heads // kv_heads
+        q = q.reshape(batch, kv_heads, groups * slots, self.head_dim)
+        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=bias(q, groups), scale=self.scaling)
+        out = out.view(batch, self.num_heads, slots, self.head_dim).transpose(1, 2)
+        return self.projections["o_proj"](out.reshape(batch, slots, -1))
 
     def mlp(self, m: torch.Tensor) -> torch.Tensor:
         p = self.projections
         return p["down_proj"](self.act_fn(p["gate_proj"](m)) * p["up_proj"](m))
 
-    def forward(self, h, modulation, keys, values, cos, sin, mask) -> torch.Tensor:
+    def forward(self, h, modulation, keys, values, cos, sin, bias: "AttentionBias") -> torch.Tensor:
         """modulation: (..., 6, d), the block's (scale, shift, gate) for each of its two norms."""
         scale1, shift1, gate1, scale2, shift2, gate2 = modulation.unbind(-2)
         a = modulated_norm(h, self.input_norm.weight + scale1, shift1, self.eps)
-        h = h + gate1 * self.attend(a, keys, values, cos, sin, mask)
+        h = h + gate1 * self.attend(a, keys, values, cos, sin, bias)
         m = modulated_norm(h, self.post_attention_norm.weight + scale2, shift2, self.eps)
         return h + gate2 * self.mlp(m)
 
@@ -181,9 +215,10 @@ class DiffusionPath(nn.Module):
         h = self.translation(x_in)
         if self.start == "mirror":
             h = h + context.token_embeddings.to(h.dtype)
+        bias = AttentionBias(context.mask)  # built once, shared by every block (and by their recomputation)
         for layer, block in enumerate(self.blocks):
             args = (h, conditioning.block(layer), context.keys[layer], context.values[layer], context.cos,
-                    context.sin, context.mask)
+                    context.sin, bias)
             if self.gradient_checkpointing and self.training:
                 h = checkpoint(block, *args, use_reentrant=False)
             else:

@@ -134,6 +134,54 @@ class NoInputs(ValueError):
     """Nothing usable under the given paths."""
 
 
+NUMBER, TEXT, NULL, LIST = "a number", "a string", "null", "a list"
+# The fields of a results file that the report reads, and what each may be (where present): a file that breaks one
+# is skipped, naming the field, instead of failing the report where the field is used.
+FIELD_KINDS = {
+    "category": (TEXT, NULL), "model.method": (TEXT,), "model.base_model": (TEXT, NULL),
+    "model.checkpoint": (TEXT, NULL), "model.label": (TEXT, NULL), "model.trainable_parameters": (NUMBER, NULL),
+    "decoding.solver": (TEXT,),
+    "decoding.temperature": (NUMBER,), "decoding.levels": (NUMBER,), "decoding.t_final": (NUMBER, NULL),
+    "decoding.t_start": (NUMBER, NULL), "decoding.x1_temperature": (NUMBER, NULL), "decoding.guidance": (NUMBER, NULL),
+    "summary.score": (NUMBER,), "summary.ci95_low": (NUMBER, NULL), "summary.ci95_high": (NUMBER, NULL),
+    "summary.mean_nfe": (NUMBER,),
+}
+
+
+def kind_of(value: Any) -> str | None:
+    if value is None:
+        return NULL
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return NUMBER
+    return TEXT if isinstance(value, str) else LIST if isinstance(value, list) else None
+
+
+def shown(value: Any) -> str:
+    """The value as a warning quotes it: its repr, cut to 40 characters."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_fields(data: dict[str, Any]) -> None:
+    """Every field of FIELD_KINDS that is present has an allowed kind; else NotUsable naming the first that has not."""
+    for name, allowed in FIELD_KINDS.items():
+        section, _, key = name.rpartition(".")
+        holder = data[section] if section else data
+        if key in holder and kind_of(holder[key]) not in allowed:
+            raise NotUsable(f"{name} must be {' or '.join(allowed)}, got {shown(holder[key])}")
+
+
+def outcomes_of(records: Any) -> dict[str, float] | None:
+    """Problem id -> its score, when every record has an id and a verdict; a record whose `passed` is not a list of
+    verdicts makes the file unusable."""
+    if not isinstance(records, list) or not all(isinstance(r, dict) and "id" in r and "correct" in r for r in records):
+        return None
+    for index, record in enumerate(records):
+        if kind_of(record.get("passed")) not in (LIST, NULL):
+            raise NotUsable(f"records.{index}.passed must be a list of verdicts, got {shown(record['passed'])}")
+    return {str(r["id"]): problem_score(r) for r in records} or None
+
+
 def parse_result(path: Path, data: Any) -> Result:
     if not isinstance(data, dict):
         raise NotUsable("not a JSON object")
@@ -141,17 +189,14 @@ def parse_result(path: Path, data: Any) -> Result:
                if not isinstance(data.get(key), kind)]
     if missing:
         raise NotUsable(f"no {', '.join(missing)} (not a results file of python -m l2d.evaluate)")
-    if "method" not in data["model"] or not isinstance(data["summary"].get("score"), (int, float)):
+    if "method" not in data["model"] or "score" not in data["summary"]:
         raise NotUsable("no model.method or summary.score")
+    check_fields(data)
     task = data["task"]
     known = TASKS.get(task)
     category = data.get("category") or (known.category if known else "other")
-    records = data.get("records")
-    outcomes = ({str(r["id"]): problem_score(r) for r in records}
-                if isinstance(records, list) and all(isinstance(r, dict) and "id" in r and "correct" in r
-                                                     for r in records) else None)
     protocol = data.get("protocol")
     return Result(path=path, task=task, category=category, metric=data.get("metric", "accuracy"),
                   model=data["model"], decoding=data["decoding"], summary=data["summary"],
-                  command=data.get("command", ""), outcomes=outcomes or None,
+                  command=data.get("command", ""), outcomes=outcomes_of(data.get("records")),
                   recorded_protocol=protocol if isinstance(protocol, dict) else None)

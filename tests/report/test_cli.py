@@ -73,6 +73,43 @@ def test_json_that_is_not_a_results_file_is_skipped_with_a_warning(tmp_path, wri
     assert "| smollm2-135m | paper | 10.00" in (out / "report.md").read_text()
 
 
+def set_field(data: dict, field: str, value) -> None:
+    *path, key = field.split(".")
+    for part in path:
+        data = data[int(part)] if isinstance(data, list) else data[part]
+    data[key] = value
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("decoding.temperature", "hot", "decoding.temperature must be a number, got 'hot'"),
+    ("decoding.levels", None, "decoding.levels must be a number, got None"),
+    ("summary.ci95_low", True, "summary.ci95_low must be a number or null, got True"),
+    ("model.label", ["a", "b"], "model.label must be a string or null, got ['a', 'b']"),
+    ("records.0.passed", 1, "records.0.passed must be a list of verdicts, got 1"),
+    ("decoding.solver", "x" * 50, None),  # an unknown solver is only a name: the file is used
+])
+def test_a_results_file_with_a_bad_field_is_skipped_naming_it_while_the_report_is_written(
+        tmp_path, write_result, caplog, field, value, message):
+    write_result("good", "gsm8k", "l2d_lora", 0.3)
+    bad = write_result("bad", "gsm8k", "lora", 0.2)
+    data = json.loads(bad.read_text())
+    set_field(data, field, value)
+    bad.write_text(json.dumps(data))
+    broken = tmp_path / "evals" / "broken" / "results.json"
+    broken.parent.mkdir()
+    broken.write_text('{"task": "gsm8k", ')
+    out = tmp_path / "out"
+    main(tmp_path / "evals", out=out)
+    warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert any(w.startswith(f"skipped {broken}: not valid JSON") for w in warnings), warnings
+    report = (out / "report.md").read_text()
+    assert "| L2D-LoRA | paper | 30.00" in report
+    if message is None:
+        assert not any(str(bad) in w for w in warnings) and "| LoRA " in report
+    else:
+        assert f"skipped {bad}: {message}" in warnings and "| LoRA " not in report
+
+
 def test_nothing_usable_is_an_error(tmp_path):
     stray = tmp_path / "config.json"
     stray.write_text("[1, 2]")

@@ -19,8 +19,10 @@ from l2d.lightning.callbacks import AtomicCheckpointIO, WallTime
 from l2d.lightning.loggers import RunCSVLogger
 from l2d.lightning.module import HEALTH_METRIC, TrainingModule
 from l2d.lightning.reinforce import PromptDataModule, ReinforceModule
+from l2d.lightning.run_guard import RunGuard, check_room, run_fingerprint
 from l2d.model.l2d import L2DModel
 from l2d.rl.start import starting_policy
+from l2d.run_lock import hold
 from l2d.tasks import get_task
 from l2d.model.card import training_record
 from l2d.model.finetune import finetuned_base
@@ -87,8 +89,18 @@ def reinforcement(cfg: DictConfig):
 
 
 def train(cfg: DictConfig) -> dict:
-    """Compose, instantiate, fit, export; returns the final metrics (also written to metrics.json)."""
+    """Compose, instantiate, fit, export; returns the final metrics (also written to metrics.json). The run holds
+    its directory meanwhile (l2d.run_lock): a second run into it is refused."""
     check_train(cfg)  # before anything loads
+    lock = hold(cfg.paths.output_dir) if rank_zero_only.rank == 0 else None  # DDP: the other ranks are rank 0's
+    try:
+        return fit_and_export(cfg)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def fit_and_export(cfg: DictConfig) -> dict:
     wall_time = WallTime()
     output_dir = Path(cfg.paths.output_dir)
     if not cfg.ckpt_path and rank_zero_only.rank == 0:
@@ -96,13 +108,17 @@ def train(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True)
     network, datamodule, module, trainer_settings = (reinforcement(cfg) if "reinforce" in cfg.method
                                                      else supervised(cfg))
+    guard = RunGuard(run_fingerprint(cfg, network), cfg.allow_change)
+    checkpoint = torch.load(cfg.ckpt_path, map_location="cpu", mmap=True, weights_only=False) if cfg.ckpt_path else None
+    if checkpoint is not None:  # the same run, and steps left to train, before anything is written
+        guard.check(checkpoint, cfg.ckpt_path)
+        check_room(checkpoint, cfg.ckpt_path, cfg.trainer.max_steps, cfg.trainer.get("max_epochs"))
     loggers = tracking.instantiate_loggers(cfg, tracking.training_identity(cfg))
-    if cfg.ckpt_path:  # a run resumed into its own directory continues its metrics.csv at the checkpoint's step
-        step = torch.load(cfg.ckpt_path, map_location="cpu", mmap=True, weights_only=False)["global_step"]
+    if checkpoint is not None:  # a run resumed into its own directory continues its metrics.csv at its step
         for logger in loggers:
             if isinstance(logger, RunCSVLogger):
-                logger.resume_at(step)
-    callbacks = [instantiate(c) for c in cfg.callbacks.values()] + [wall_time]
+                logger.resume_at(checkpoint["global_step"])
+    callbacks = [instantiate(c) for c in cfg.callbacks.values()] + [wall_time, guard]
     trainer = instantiate(cfg.trainer, logger=loggers, callbacks=callbacks, plugins=[AtomicCheckpointIO()],
                           **trainer_settings)
     for logger in loggers:
@@ -113,7 +129,8 @@ def train(cfg: DictConfig) -> dict:
             raise RuntimeError(f"stopped: {module.max_nonfinite_steps} non-finite losses in a row at step "
                                f"{trainer.global_step}; the last checkpoint holds the last finite weights")
         if cfg.export and trainer.is_global_zero:
-            network.save_pretrained(output_dir / "export", training=training_record(cfg, trainer, datamodule))
+            network.save_pretrained(output_dir / "export",
+                                    training=training_record(cfg, trainer, datamodule, guard.record()))
             tracking.record_export(output_dir / "export", loggers)  # W&B: the run's id; online: an artifact
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}

@@ -31,6 +31,7 @@ from l2d.model.dtypes import DTYPES
 from l2d.model.finetune import FINETUNE_FILE
 from l2d.model.l2d import GROUP_NAMES
 from l2d.model.weights import UnreadableWeights
+from l2d.run_lock import RunDirectoryBusy
 from l2d.tasks.code import CodeTask
 from l2d.tasks.registry import TASKS, get_task
 from l2d.tasks.sandbox import SandboxUnavailable, require_isolation
@@ -46,7 +47,7 @@ class InputError(ValueError):
 
 
 USER_ERRORS = (InputError, InvalidRecordError, SandboxUnavailable, UnreadableWeights, ExportError, DiskFull,
-               TaskDataError)
+               RunDirectoryBusy, TaskDataError)
 
 
 def one_line(main: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
@@ -78,6 +79,7 @@ def check_train(cfg: DictConfig) -> None:
         accumulation(cfg.batch_size, cfg.data.micro_batch_size, cfg.trainer.devices)
     except ValueError as error:
         raise InputError(str(error)) from None
+    allowed_changes(cfg)
     if "reinforce" in cfg.method:
         reinforcement(cfg)
         return
@@ -95,6 +97,18 @@ def check_train(cfg: DictConfig) -> None:
                 raise InputError(f"data.sources.{i}.{key} is required: give a JSONL file")
             existing_file(cfg, f"data.sources.{i}.{key}", "a JSONL file")
     model_location(cfg, "model.name_or_path")
+
+
+def allowed_changes(cfg: DictConfig) -> None:
+    """allow_change: fields of a resumed run's fingerprint (l2d.lightning.run_guard), so only with ckpt_path."""
+    value = OmegaConf.select(cfg, "allow_change", default=None) or []
+    names = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise InputError(f"allow_change must be a list of the run's fingerprint fields, like [sigma,lora_rank], "
+                         f"got {names!r}")
+    if names and not cfg.ckpt_path:
+        raise InputError(f"allow_change={names} lets a resumed run change its fingerprint: give ckpt_path=<checkpoint> "
+                         f"too (a new run has nothing to change)")
 
 
 def reinforcement(cfg: DictConfig) -> None:

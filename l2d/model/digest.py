@@ -34,10 +34,20 @@ def unverified_allowed() -> bool:
     return os.environ.get(OPT_OUT) == "1"
 
 
+WARNED: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    """An export is read more than once while it loads (its config first, then all of it): one warning each."""
+    if message not in WARNED:
+        WARNED.add(message)
+        log.warning(message)
+
+
 def refuse(message: str) -> None:
     """An error, unless the user opted out of export checks: then the same line as a warning."""
     if unverified_allowed():
-        log.warning("%s (loaded anyway: %s=1)", message, OPT_OUT)
+        warn_once(f"{message} (loaded anyway: {OPT_OUT}=1)")
         return
     raise ExportError(f"{message}; set {OPT_OUT}=1 to load it unchecked")
 
@@ -71,9 +81,9 @@ def verify_export(directory, has_digest: bool, only: str | None = None) -> None:
     if not path.is_file():
         if has_digest:
             refuse(f"{path} is missing: the export cannot be checked against the files it was written with")
-        elif only is None:  # said once, when the whole export loads
-            log.warning("%s was written before exports carried a digest (%s): its files are not checked",
-                        directory, DIGEST_FILE)
+        else:
+            warn_once(f"{directory} was written before exports carried a digest ({DIGEST_FILE}): its files are not "
+                      "checked")
         return
     try:
         recorded = json.loads(path.read_text())["sha256"]

@@ -59,6 +59,7 @@ class DecodeOptions:
     conditioning_tables: bool = True  # fixed grids: look conditioning up per time instead of recomputing it
     static_cache: bool = False  # preallocated KV cache; compile turns it on
     compile: str | None = None  # torch.compile mode of one evaluation on fixed grids; "eager" = capture only
+    merge_lora: bool = False  # evaluate with the path's LoRA factors merged into copies of its projections
 
     def __post_init__(self) -> None:
         check_solver(self.solver)
@@ -120,9 +121,12 @@ class TokenDiffusion:
             self.observe(t, logits)
         return logits
 
-    def next_token_logits(self, cache, h_last, token, index, position, key_mask,
-                          noise_rows: torch.Tensor | None = None, noise_batch: int | None = None
-                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    def next_token_logits(self, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+        with self.model.diffusion.merged_lora(self.options.merge_lora):
+            return self.integrate(*args, **kwargs)
+
+    def integrate(self, cache, h_last, token, index, position, key_mask, noise_rows: torch.Tensor | None = None,
+                  noise_batch: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (logits (B, V) to sample the token from, evaluations per row (B,)); `token` (B,) is
         each row's last input token, the one whose successor is being decided. The starting noise is drawn
         for `noise_batch` rows and row i takes draw `noise_rows[i]` (None: one draw per row), so rows that
@@ -309,7 +313,8 @@ def generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
     decode_options: solver (euler, midpoint, rk4, adaptive_heun, bosh3, fehlberg2, dopri5), levels,
     t_final, t_start, x1_estimate (sample | expectation), x1_temperature (0 = most likely token) with
     anneal_x1_temperature, guidance (w_g >= 1, needs class_labels), atol/rtol (adaptive solvers),
-    static_cache and compile (the fast path: same tokens, fewer launches).
+    static_cache and compile (the fast path: same tokens, fewer launches), merge_lora (the path's LoRA factors
+    merged into copies of its projections, equal within float rounding).
     temperature samples the emitted token (0 = greedy).
     observe(t, logits), if given, sees every diffusion evaluation in order (t a float, or (B,) on
     adaptive solvers; logits (B, Q, V), overwritten by the next evaluation on the compiled path) and

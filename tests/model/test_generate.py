@@ -252,3 +252,41 @@ def test_unknown_compile_mode_names_the_choices(model):
     ids, mask = decode_prompts()
     with pytest.raises(ValueError, match="compile must be null or one of .*reduce-overhead"):
         model.generate(ids, mask, max_new_tokens=2, compile="fastest")
+
+
+def test_merged_lora_equals_the_unmerged_path_and_follows_training(model):
+    """Each block's LoRA factors merged into copies of its projections: the same tokens, the same evaluation within
+    float rounding, the LM's own weights untouched, and the copies made again once a weight they came from changes."""
+    ids, mask = decode_prompts()
+    lm_weights = {name: p.clone() for name, p in model.base.named_parameters()}
+    options = dict(max_new_tokens=4, levels=4, temperature=1.0)
+    seeded = lambda: torch.Generator().manual_seed(2)  # noqa: E731
+    assert torch.equal(model.generate(ids, mask, merge_lora=True, generator=seeded(), **options),
+                       model.generate(ids, mask, generator=seeded(), **options))
+    assert all(torch.equal(p, lm_weights[name]) for name, p in model.base.named_parameters())
+    assert all(block.merged is None for block in model.diffusion.blocks)  # merged within a decode only
+
+    decoder = Decoder(model, DecodeOptions(levels=1), None, None)
+    decoder.start(ids, mask, 1)
+    slot = lambda v: v.unsqueeze(1)  # noqa: E731
+    context = model.context(decoder.cache, len(model.diffusion.blocks), slot(decoder.h_last), slot(decoder.token),
+                            slot(decoder.index), slot(decoder.position), decoder.attention_mask)
+    x, t = torch.randn(3, 1, 16, generator=torch.Generator().manual_seed(0)), torch.full((3, 1), 0.5)
+    classes = torch.tensor([[1], [2], [1]])
+
+    def evaluation(merged: bool):
+        with model.diffusion.merged_lora(merged):
+            return model.diffusion_logits(x, t, classes, context)
+
+    before = evaluation(False)
+    torch.testing.assert_close(evaluation(True), before, rtol=1e-5, atol=1e-5)
+    lora_b = model.diffusion.blocks[0].projections["q_proj"].lora_B["default"].weight
+    with torch.no_grad():
+        lora_b.add_(0.05)  # as an optimizer step would
+    try:
+        after = evaluation(False)
+        assert not torch.allclose(after, before)
+        torch.testing.assert_close(evaluation(True), after, rtol=1e-5, atol=1e-5)
+    finally:
+        with torch.no_grad():
+            lora_b.sub_(0.05)

@@ -165,17 +165,19 @@ def check_evaluate(cfg: DictConfig) -> None:
 
 
 def check_bench(cfg: DictConfig) -> None:
-    """python -m l2d.bench: sizes, repeats, the decode settings and the methods."""
-    device_and_dtype(cfg)
+    """python -m l2d.bench: device and dtypes, sizes, repeats, the decode settings, the methods and the shapes."""
+    device(cfg)
+    for i, dtype in enumerate(cfg.dtypes):
+        if dtype != "auto" and dtype not in DTYPES:
+            raise InputError(f"dtypes.{i} must be auto or one of {sorted(DTYPES)}, got {dtype!r}")
     whole(cfg, "warmup", minimum=0)
     whole(cfg, "repeats", minimum=1)
     whole(cfg, "decode.prompt_tokens", minimum=1)
     whole(cfg, "decode.new_tokens", minimum=1)
-    whole(cfg, "train.batch", minimum=1)
-    whole(cfg, "train.sequence", minimum=2)
-    for i, batch in enumerate(cfg.decode.batch_sizes):
-        if not _is_whole(batch) or batch < 1:
-            raise InputError(f"decode.batch_sizes.{i} must be an integer >= 1, got {batch!r}")
+    if cfg.decode.batch_sizes != "auto":
+        for i, batch in enumerate(cfg.decode.batch_sizes):
+            if not _is_whole(batch) or batch < 1:
+                raise InputError(f"decode.batch_sizes.{i} must be an integer >= 1, got {batch!r} (or batch_sizes=auto)")
     if cfg.decode.compile != "auto":
         compile_mode(cfg, "decode.compile")
     for i, spec in enumerate(cfg.decode.l2d):
@@ -183,6 +185,9 @@ def check_bench(cfg: DictConfig) -> None:
     unknown = [m for m in cfg.train.methods if m not in BENCH_METHODS]
     if unknown:
         raise InputError(f"train.methods must be among {list(BENCH_METHODS)}, got {unknown}")
+    for i, _ in enumerate(cfg.train.shapes):
+        for key in ("batch", "prompt", "answer"):
+            whole(cfg, f"train.shapes.{i}.{key}", minimum=1)
 
 
 def check_inspect(cfg: DictConfig) -> None:
@@ -262,15 +267,20 @@ def compile_mode(cfg: DictConfig, key: str) -> None:
 
 
 def device_and_dtype(cfg: DictConfig) -> None:
-    import torch
-
-    device, dtype = str(cfg.device), cfg.dtype
-    if not DEVICE.fullmatch(device):
-        raise InputError(f"device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"device={device} but this machine has no CUDA device (use device=auto or cpu)")
+    device(cfg)
+    dtype = cfg.dtype
     if dtype != "auto" and dtype not in DTYPES:
         raise InputError(f"dtype must be auto or one of {sorted(DTYPES)}, got {dtype!r}")
+
+
+def device(cfg: DictConfig) -> None:
+    import torch
+
+    name = str(cfg.device)
+    if not DEVICE.fullmatch(name):
+        raise InputError(f"device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"device={name} but this machine has no CUDA device (use device=auto or cpu)")
 
 
 def existing_file(cfg: DictConfig, key: str, what: str, archive: bool = False) -> None:

@@ -178,7 +178,8 @@ BENCH = [
     (["decode.l2d=[{solver:heun,levels:2}]"], r"decode.l2d.0: solver must be one of \['euler', 'midpoint'"),
     (["decode.compile=bogus"], r"decode.compile must be null or one of"),
     (["train.methods=[adapter]"], r"train.methods must be among \['l2d_lora', 'l2d_full', 'lora', 'full'\]"),
-    (["train.sequence=1"], "train.sequence must be an integer >= 2, got 1"),
+    (["train.shapes=[{batch:4,prompt:8,answer:0}]"], "train.shapes.0.answer must be an integer >= 1, got 0"),
+    (["dtypes=[float32,float64]"], r"dtypes.1 must be auto or one of \['bfloat16', 'float16', 'float32'\]"),
     (["device=cuda:x"], "device must be auto, cpu, cuda or cuda:N"),
 ]
 

@@ -20,6 +20,7 @@ from l2d.lightning.loggers import RunCSVLogger
 from l2d.lightning.module import HEALTH_METRIC, TrainingModule
 from l2d.lightning.reinforce import PromptDataModule, ReinforceModule
 from l2d.lightning.run_guard import RunGuard, check_room, run_fingerprint
+from l2d.lightning.strategies import whole_trainable
 from l2d.model.l2d import L2DModel
 from l2d.rl.start import starting_policy
 from l2d.run_lock import hold
@@ -128,10 +129,11 @@ def fit_and_export(cfg: DictConfig) -> dict:
         if getattr(module, "stopped_nonfinite", False):
             raise RuntimeError(f"stopped: {module.max_nonfinite_steps} non-finite losses in a row at step "
                                f"{trainer.global_step}; the last checkpoint holds the last finite weights")
-        if cfg.export and trainer.is_global_zero:
-            network.save_pretrained(output_dir / "export",
-                                    training=training_record(cfg, trainer, datamodule, guard.record()))
-            tracking.record_export(output_dir / "export", loggers)  # W&B: the run's id; online: an artifact
+        with whole_trainable(network):  # trainer=fsdp: every process gathers the sharded path, rank 0 writes it
+            if cfg.export and trainer.is_global_zero:
+                network.save_pretrained(output_dir / "export",
+                                        training=training_record(cfg, trainer, datamodule, guard.record()))
+                tracking.record_export(output_dir / "export", loggers)  # W&B: the run's id; online: an artifact
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metrics.update(wall_seconds=wall_time.seconds(), global_step=trainer.global_step,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import TypeVar
 
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import DistributedSampler
 
 T = TypeVar("T")
 
@@ -23,28 +24,31 @@ def hold_out(examples: list[T], size: int | float, seed: int) -> tuple[list[T], 
     return rest, [example for i, example in enumerate(examples) if i in chosen]
 
 
-class EpochShuffleSampler(Sampler[int]):
-    """A fresh permutation per epoch (torch.Generator seeded with seed + epoch), resumable mid-epoch.
+class EpochShuffleSampler(DistributedSampler):
+    """A fresh permutation per epoch (torch.Generator seeded with seed + epoch), resumable mid-epoch, split
+    over the `replicas` processes of data parallel training.
 
-    `skip` drops the first indices of `epoch` (a resumed run's batches already trained on); Lightning's
-    `set_epoch` at the start of a later epoch clears it. `len()` stays the full epoch because Lightning
-    counts the restored batches as already read.
+    Process `rank` takes every replicas-th index of the permutation from its rank on (the permutation padded
+    with its own head to a multiple of `replicas`, as torch's DistributedSampler pads), so the processes
+    together read the epoch once; with one replica it is the permutation itself. Being a DistributedSampler,
+    Lightning uses it as it is instead of wrapping it in its own, which would shuffle a second time by another
+    seed and take len() for the number of indices a resumed epoch yields.
+
+    `skip` drops this process's first indices of `epoch` (a resumed run's micro-batches already trained on);
+    `set_epoch` to a later epoch clears it. `len()` stays this process's whole epoch because Lightning counts
+    the restored batches as already read.
     """
 
-    def __init__(self, size: int, seed: int, epoch: int = 0, skip: int = 0) -> None:
-        self.size = size
-        self.seed = seed
+    def __init__(self, size: int, seed: int, epoch: int = 0, skip: int = 0, replicas: int = 1,
+                 rank: int = 0) -> None:
+        super().__init__(range(size), num_replicas=replicas, rank=rank, shuffle=True, seed=seed)
         self.epoch = epoch
         self.skip = skip
 
     def set_epoch(self, epoch: int) -> None:
         if epoch != self.epoch:
             self.skip = 0
-        self.epoch = epoch
+        super().set_epoch(epoch)
 
     def __iter__(self):
-        order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch))
-        return iter(order[self.skip:].tolist())
-
-    def __len__(self) -> int:
-        return self.size
+        return islice(super().__iter__(), self.skip, None)

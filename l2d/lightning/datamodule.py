@@ -51,9 +51,11 @@ class L2DDataModule(LightningDataModule):
     class_names: fixes the class ids (1 + index); None takes the sorted names the sources produce.
     val_size: held out of in-memory sources that have no validation split of their own
         (a count, or a fraction when a float below 1), chosen by `seed`.
-    skip_batches: set before `train_dataloader()` to the number of micro-batches of the current epoch
-        that a resumed run has already trained on (the checkpoint's
-        `loops.fit_loop["epoch_loop.batch_progress"]["current"]["ready"]`); they are skipped.
+    skip_batches: the number of micro-batches of the current epoch that a resumed run has already trained on in
+        each process (the checkpoint's `loops.fit_loop["epoch_loop.batch_progress"]["current"]["ready"]`); they are
+        skipped. Set it with `resume_at`, which also reaches a loader handed out before the checkpoint was read.
+    Under data parallel training each process reads its share of the in-memory epoch (EpochShuffleSampler);
+    streamed data is read whole by every process, each with its own noise.
     """
 
     def __init__(self, tokenizer: Any, sources: Source | StreamedSource | Sequence[Source | StreamedSource],
@@ -75,6 +77,7 @@ class L2DDataModule(LightningDataModule):
         self.seed = seed
         self.skip_invalid = skip_invalid
         self.skip_batches = 0
+        self.handed_out: EpochShuffleSampler | StreamedBatches | None = None  # the last train loader's order
         self.collate = PadCollator(pad_token_id(tokenizer))
         self.class_names: list[str] = []
         self.stats: DataStats | None = None
@@ -133,14 +136,26 @@ class L2DDataModule(LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         """This epoch's micro-batches in their seeded order, minus the first `skip_batches`."""
         if self.streaming:
-            batches = StreamedBatches(partial(streams_in_turn, self.sources), self.encoder, self.collate,
-                                      self.micro_batch_size, self.current_epoch(), self.skip_batches,
-                                      self.skip_invalid)
-            return StreamedLoader(batches, self.current_epoch, self.num_workers)
-        sampler = EpochShuffleSampler(len(self.train_set), self.seed, self.current_epoch(),
-                                      skip=self.skip_batches * self.micro_batch_size)
-        return DataLoader(self.train_set, batch_size=self.micro_batch_size, sampler=sampler,
+            self.handed_out = StreamedBatches(partial(streams_in_turn, self.sources), self.encoder, self.collate,
+                                              self.micro_batch_size, self.current_epoch(), self.skip_batches,
+                                              self.skip_invalid)
+            return StreamedLoader(self.handed_out, self.current_epoch, self.num_workers)
+        parallel = getattr(self.trainer, "distributed_sampler_kwargs", None) or {}
+        self.handed_out = EpochShuffleSampler(len(self.train_set), self.seed, self.current_epoch(),
+                                              skip=self.skip_batches * self.micro_batch_size,
+                                              replicas=parallel.get("num_replicas", 1), rank=parallel.get("rank", 0))
+        return DataLoader(self.train_set, batch_size=self.micro_batch_size, sampler=self.handed_out,
                           collate_fn=self.collate, num_workers=self.num_workers)
+
+    def resume_at(self, batches: int) -> None:
+        """Skip the first `batches` micro-batches of the current epoch in each process, in the loader already
+        handed out too: a strategy that reads the checkpoint after setting up (trainer=fsdp) has built one to
+        count the run's steps before (a loader of another epoch is replaced before it is read)."""
+        self.skip_batches = batches
+        if isinstance(self.handed_out, EpochShuffleSampler):
+            self.handed_out.skip = batches * self.micro_batch_size
+        elif isinstance(self.handed_out, StreamedBatches):
+            self.handed_out.skip_batches = batches
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, batch_size=self.micro_batch_size, shuffle=False,

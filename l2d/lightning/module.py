@@ -11,10 +11,11 @@ import logging
 from typing import Callable
 
 import torch
-from lightning.pytorch.utilities import grad_norm
 
+from l2d.lightning.strategies import gradient_norm, whole_trainable
 from l2d.lightning.trainable import TrainableCheckpoints, named_groups, scale_learning_rates
 from l2d.model.l2d import L2DModel
+from l2d.validation import InputError
 
 log = logging.getLogger(__name__)
 # The health signal of a trained path: loss(t = 1) / loss(t = 0.25) over the same positions and noise. At t = 1
@@ -130,7 +131,8 @@ class TrainingModule(TrainableCheckpoints):
         # How far the path is opened at each t (w_d(0) = 0 always): the health signal next to loss by t.
         t = torch.tensor([self.val_timesteps], device=self.device)
         classes = torch.zeros_like(t).long() if self.network.num_classes else None
-        w_d = self.network.diffusion.condition(t, classes).fusion().abs().mean(-1)[0]
+        with whole_trainable(self.network):  # sharded (trainer=fsdp): gathered outside a forward
+            w_d = self.network.diffusion.condition(t, classes).fusion().abs().mean(-1)[0]
         for time_, size in zip(self.val_timesteps, w_d.tolist()):
             self.log(f"val/w_d_at_t{time_:g}", size)
 
@@ -159,15 +161,15 @@ class TrainingModule(TrainableCheckpoints):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_before_optimizer_step(self, optimizer) -> None:
-        norms = grad_norm(self.network, norm_type=2)
-        if norms:
-            self.log("train/grad_norm", norms["grad_2.0_norm_total"])
+        # Norms over every process's shard of the gradients under trainer=fsdp (gradient_norm).
+        grads = [p.grad for p in self.network.parameters() if p.grad is not None]
+        if grads:
+            self.log("train/grad_norm", gradient_norm(grads))
         if self.is_l2d:  # which parts of the path the loss reaches (a closed path starves some)
             for group, parameters in self.network.trainable_groups().items():
                 grads = [p.grad for p in parameters if p.grad is not None]
                 if grads:
-                    self.log(f"train/grad_norm_{group}", torch.linalg.vector_norm(
-                        torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])))
+                    self.log(f"train/grad_norm_{group}", gradient_norm(grads))
 
     def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
         optimizer_closure()  # forward and backward of the window's last micro-batch
@@ -190,8 +192,13 @@ class TrainingModule(TrainableCheckpoints):
     # ---- checkpoints ------------------------------------------------------------------------------
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.check_trainable(checkpoint)
-        # Same data order on resume: the data module skips the micro-batches this epoch already saw.
-        # Under DDP each rank took every world_size-th micro-batch of one global order.
+        # Same data order on resume: each process skips the micro-batches of this epoch it already trained on,
+        # of its share of the epoch, which is the same share only for as many processes.
         if self.trainer.datamodule is not None:
             done = checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["ready"]
-            self.trainer.datamodule.skip_batches = done * self.trainer.world_size
+            processes = checkpoint.get("processes", self.trainer.world_size)
+            if done and processes != self.trainer.world_size:
+                raise InputError(f"the checkpoint stopped {done} micro-batches into an epoch split over {processes} "
+                                 f"processes: resume it on {processes} (trainer.devices x trainer.num_nodes), not "
+                                 f"{self.trainer.world_size}")
+            self.trainer.datamodule.resume_at(done)

@@ -93,6 +93,8 @@ class ReinforceModule(TrainableCheckpoints):
     lr_multipliers: {part of the L2D path: m}, as in supervised training (e.g. w_d held at 0 as its start was).
     """
 
+    shardable = False  # rollouts decode through the network's parts, outside its forward
+
     def __init__(self, network, tokenizer, task: Task, validation: Task, optimizer: Callable,
                  scheduler: Callable | None = None, rollouts: int = 60, prompts_per_step: int = 4,
                  group_size: int = 8, levels: Sequence[int] = (2, 4, 8, 16), solver: str = "midpoint",

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from lightning.pytorch import LightningModule
 
+from l2d.validation import InputError
+
 
 class TrainableCheckpoints(LightningModule):
     """Saves only parameters that require grad; refuses, in one message, a checkpoint that lacks some of them.
     Loading is not strict (the frozen base is not in the file); `on_load_checkpoint` of a subclass calls
-    `check_trainable` first."""
+    `check_trainable` first. Under trainer=fsdp, `configure_model` shards `self.network`."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -18,12 +20,36 @@ class TrainableCheckpoints(LightningModule):
     def trainable_keys(self) -> set[str]:
         return {name for name, p in self.named_parameters() if p.requires_grad}
 
+    # Whether the module runs its network through the network's forward (and `losses_at`) only, which a sharded
+    # network needs: the gathering of its root unit hangs on them (l2d.lightning.strategies).
+    shardable = True
+
+    def configure_model(self) -> None:
+        from l2d.lightning.strategies import ShardedDataParallel
+
+        if not isinstance(self.trainer.strategy, ShardedDataParallel):
+            return
+        if not self.shardable:
+            raise InputError(f"trainer=fsdp cannot shard {type(self).__name__}: it calls its network outside the "
+                             "network's forward; use trainer=ddp or one device")
+        self.trainer.strategy.shard(self.network)
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         keep = self.trainable_keys()
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
+        # The names stay when a strategy's loader takes the weights out before on_load_checkpoint (FSDP's does).
+        checkpoint["trainable"] = sorted(keep)
+        checkpoint["processes"] = self.trainer.world_size  # the data order's split (TrainingModule)
 
     def check_trainable(self, checkpoint: dict) -> None:
-        missing = sorted(self.trainable_keys() - set(checkpoint["state_dict"]))
+        if "state_dict" in checkpoint:
+            saved = set(checkpoint["state_dict"])
+        elif "trainable" in checkpoint:
+            saved = set(checkpoint["trainable"])
+        else:
+            raise ValueError("the checkpoint's weights were loaded by the strategy and it does not name them "
+                             "(written before l2d recorded them): resume it under trainer=ddp or on one device")
+        missing = sorted(self.trainable_keys() - saved)
         if missing:
             raise ValueError(f"the checkpoint lacks {len(missing)} trainable parameters of this run "
                              f"(e.g. {missing[:3]}): it was made with another method, model or start")

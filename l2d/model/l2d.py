@@ -85,7 +85,6 @@ class L2DModel(CausalLM):
             self.config.finetuned = getattr(base.config, "l2d_finetuned", None)
         like = get(base, self.family.embed_tokens).weight
         self.diffusion = DiffusionPath(base, self.family, self.config).to(device=like.device, dtype=like.dtype)
-        self._frozen_ids = {id(p) for p in self.base.parameters()}
 
     # ---- bookkeeping -------------------------------------------------------------------------
     @property
@@ -93,8 +92,10 @@ class L2DModel(CausalLM):
         return self.config.num_classes
 
     def trainable_named_parameters(self):
-        """The diffusion path's own parameters (not the LM weights it shares)."""
-        return [(n, p) for n, p in self.diffusion.named_parameters() if id(p) not in self._frozen_ids]
+        """The diffusion path's own parameters (not the LM weights it shares). The LM's are looked up at each call:
+        sharding (trainer=fsdp) replaces every parameter object."""
+        shared = {id(p) for p in self.base.parameters()}
+        return [(n, p) for n, p in self.diffusion.named_parameters() if id(p) not in shared]
 
     def num_trainable_parameters(self) -> int:
         return sum(p.numel() for _, p in self.trainable_named_parameters())

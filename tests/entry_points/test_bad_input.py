@@ -17,8 +17,9 @@ import l2d.inspect
 import l2d.train
 from l2d import L2DConfig, L2DModel
 from l2d.evaluate import evaluate
-from l2d.model.checkpoint import WEIGHTS_FILE
-from l2d.model.finetune import Finetune
+from l2d.model.checkpoint import CONFIG_FILE, WEIGHTS_FILE
+from l2d.model.digest import DIGEST_FILE
+from l2d.model.finetune import FINETUNE_FILE, Finetune
 from l2d.model.tiny import tiny_model
 from l2d.report.inputs import collect
 from l2d.report.records import NoInputs
@@ -156,6 +157,13 @@ def test_a_truncated_weight_file_ends_in_one_line_naming_it(tmp_path, capsys, mo
         Finetune(base, lora_rank=4 if method == "lora" else 0).save_pretrained(export)
     cut = export / weights
     cut.write_bytes(cut.read_bytes()[:100])  # a copy or download that stopped early
+    said = ends_in(capsys, monkeypatch, evaluate, config("evaluate", "model=tiny", f"checkpoint={export}"))
+    assert said.startswith(f"error: {cut} is not the file this export was written with (sha256 ")  # its digest
+    assert said.count("\n") == 1
+    # An export from before digests (no l2d_digest.json, no format version 2): the file's own header names it.
+    (export / DIGEST_FILE).unlink()
+    record = export / (CONFIG_FILE if method == "l2d_lora" else FINETUNE_FILE)
+    record.write_text(json.dumps({**json.loads(record.read_text()), "version": 1}))
     said = ends_in(capsys, monkeypatch, evaluate, config("evaluate", "model=tiny", f"checkpoint={export}"))
     assert said == (f"error: {cut} is not a readable safetensors file (truncated or corrupt): "
                     "Error while deserializing header: invalid header length\n")

@@ -13,7 +13,7 @@ from safetensors import SafetensorError
 
 import l2d.model.checkpoint
 from l2d import L2DConfig, L2DModel
-from l2d.files import DiskFull
+from l2d.files import DiskFull, umask, write_atomically
 from l2d.model.checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_meta
 from l2d.model.digest import DIGEST_FILE, OPT_OUT, ExportError, write_digest
 from l2d.model.finetune import FINETUNE_FILE, Finetune, finetuned_base
@@ -159,3 +159,18 @@ def test_a_baseline_export_is_checked_too(tmp_path, caplog):
     (tmp_path / "old" / DIGEST_FILE).unlink()
     finetuned_base(tiny_model()[0], tmp_path / "old")
     assert "written before exports carried a digest" in caplog.text
+
+
+def test_a_file_written_whole_is_as_readable_as_the_umask_allows_and_says_when_the_disk_is_full(tmp_path):
+    """metrics.csv, results.json, reports: written under a private temporary name, then given a new file's mode."""
+    path = tmp_path / "results.json"
+    write_atomically(path, lambda temporary: temporary.write_text("{}"))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask()
+
+    def full(temporary):
+        temporary.write_text("{\"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(DiskFull, match=rf"writing {path}: the earlier {path} is intact, and nothing half-written"):
+        write_atomically(path, full)
+    assert path.read_text() == "{}" and [p.name for p in tmp_path.iterdir()] == ["results.json"]

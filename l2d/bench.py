@@ -87,10 +87,10 @@ def batch_sizes(cfg: DictConfig, device: torch.device) -> list[int]:
     return list(cfg.decode.batch_sizes)
 
 
-def decoding_rows(cfg: DictConfig, base, device, dtype: str) -> list[dict]:
-    """One row per (setting, batch size): seconds for prompt + new tokens, tokens/s, ms/token, ms per NFE. L2D
-    settings run on the fast path when compiling is on (and also eagerly with decode.eager), else eagerly."""
-    rows, fast = [], fast_path(cfg, device)
+def decoding_rows(cfg: DictConfig, base, device, dtype: str):
+    """Yields, per batch size, one row per setting: seconds for prompt + new tokens, tokens/s, ms/token, ms per NFE.
+    L2D settings run on the fast path when compiling is on (and also eagerly with decode.eager), else eagerly."""
+    fast = fast_path(cfg, device)
     variants = ([(f" [compile={fast['compile']}]", fast)] if fast else []) + (
         [("", {})] if cfg.decode.eager or not fast else [])
     plain = CausalLM(base)
@@ -127,13 +127,11 @@ def decoding_rows(cfg: DictConfig, base, device, dtype: str) -> list[dict]:
                 label = f"{name}, {dtype}, batch {batch}"
                 seconds[name], first[name] = timed(run, device, cfg.warmup, cfg.repeats, label)
         reference, theirs = seconds["ours, plain LM (levels=1)"], seconds.get("transformers generate()")
-        for name, s in seconds.items():
-            extra = (s - reference) / (new * nfe[name]) * 1e3 if name in nfe else None
-            rows.append({"kind": "decode", "dtype": dtype, "setting": name, "batch": batch, "nfe": nfe.get(name, 1),
-                         "seconds": s, "first_call_s": first[name], "tokens_per_s": batch * new / s,
-                         "ms_per_token": s / new * 1e3, "ms_per_nfe": extra,
-                         "vs_transformers": theirs / s if theirs else None})
-    return rows
+        yield [{"kind": "decode", "dtype": dtype, "setting": name, "batch": batch, "nfe": nfe.get(name, 1),
+                "seconds": s, "first_call_s": first[name], "tokens_per_s": batch * new / s,
+                "ms_per_token": s / new * 1e3, "ms_per_nfe": (s - reference) / (new * nfe[name]) * 1e3
+                if name in nfe else None, "vs_transformers": theirs / s if theirs else None}
+               for name, s in seconds.items()]
 
 
 def linear_flops(module: nn.Module, frozen: int) -> int:
@@ -193,8 +191,8 @@ def training_row(cfg: DictConfig, method: str, shape, load_base, device, dtype: 
             "peak_memory_gb": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None}
 
 
-def training_rows(cfg: DictConfig, load_base, device, dtype: str) -> list[dict]:
-    rows = []
+def training_rows(cfg: DictConfig, load_base, device, dtype: str):
+    """Yields, per shape, one row per method (an error instead of figures where the step ran out of memory)."""
     for shape in cfg.train.shapes:
         shaped = []
         for method in cfg.train.methods:
@@ -212,8 +210,7 @@ def training_rows(cfg: DictConfig, load_base, device, dtype: str) -> list[dict]:
         lora = next((r.get("tokens_per_s") for r in shaped if r["setting"] == "lora"), None)
         for row in shaped:
             row["vs_lora"] = row["tokens_per_s"] / lora if lora and row.get("tokens_per_s") else None
-        rows += shaped
-    return rows
+        yield shaped
 
 
 def profile_decoding(cfg: DictConfig, base, device, path: Path) -> None:
@@ -294,12 +291,12 @@ def bench(cfg: DictConfig) -> dict:
     out = Path(cfg.paths.output_dir)
     for name in cfg.dtypes:
         dtype = ("bfloat16" if device.type == "cuda" else "float32") if name == "auto" else name
-        # Written after each part, so the rows measured survive a later part that fails.
-        if cfg.decode.enabled:
-            result["rows"] += decoding_rows(cfg, load_base(dtype), device, dtype)
-            write_results(result, out)
+        # Written after each batch size and shape, so what was measured survives a run cut short.
+        parts = [decoding_rows(cfg, load_base(dtype), device, dtype)] if cfg.decode.enabled else []
         if cfg.train.enabled:  # float32 master weights, as l2d.train keeps them
-            result["rows"] += training_rows(cfg, lambda: load_base("float32"), device, dtype)
+            parts.append(training_rows(cfg, lambda: load_base("float32"), device, dtype))
+        for rows in (rows for part in parts for rows in part):
+            result["rows"] += rows
             write_results(result, out)
     if cfg.profile:
         profile_decoding(cfg, load_base("bfloat16" if device.type == "cuda" else "float32"), device,

@@ -95,3 +95,22 @@ def test_compiled_graphs_persist_where_configured_unless_the_environment_chose(t
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "inductor")
     use_inductor_cache(tmp_path / "elsewhere")
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "inductor")
+
+
+def test_a_run_cut_short_keeps_the_rows_it_measured(tmp_path, monkeypatch):
+    """bench.json is rewritten after each batch size: a lease's time limit costs only the setting it cut."""
+    import l2d.bench
+
+    timed = l2d.bench.timed
+
+    def cut_at_batch_2(run, device, warmup, repeats, label):
+        if label.endswith("batch 2"):
+            raise KeyboardInterrupt
+        return timed(run, device, warmup, repeats, label)
+
+    monkeypatch.setattr(l2d.bench, "timed", cut_at_batch_2)
+    cfg = compose_config("bench", [*TINY, "decode.batch_sizes=[1,2]", "train.enabled=false"], tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        bench(cfg)
+    saved = json.loads((tmp_path / "bench.json").read_text())
+    assert {r["batch"] for r in saved["rows"]} == {1} and len(saved["rows"]) == 3

@@ -92,6 +92,23 @@ def compare(rank: int, port: int, gradient_checkpointing: bool) -> None:
         dist.destroy_process_group()
 
 
+def test_rl_stages_are_refused_in_one_line():
+    from types import SimpleNamespace
+
+    from l2d.lightning.reinforce import ReinforceModule
+    from l2d.lightning.strategies import ShardedDataParallel
+    from l2d.lightning.trainable import TrainableCheckpoints
+    from l2d.validation import InputError
+
+    class Rollouts(TrainableCheckpoints):
+        shardable = ReinforceModule.shardable
+
+    module = Rollouts()
+    module._trainer = SimpleNamespace(strategy=ShardedDataParallel())
+    with pytest.raises(InputError, match=r"^trainer=fsdp cannot shard Rollouts: .* use trainer=ddp or one device$"):
+        module.configure_model()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("gradient_checkpointing", [False, True])
 def test_sharded_model_computes_what_the_whole_one_does(gradient_checkpointing):

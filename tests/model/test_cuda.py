@@ -32,3 +32,24 @@ def test_fast_path_on_cuda_emits_the_plain_paths_tokens(model, fast, guidance):
     assert ours.device.type == "cuda"
     assert torch.equal(ours, plain)
     assert torch.equal(stats.nfe_per_token, plain_stats.nfe_per_token)
+
+
+def test_cuda_graphs_record_once_across_calls_and_prompt_lengths(model, monkeypatch):
+    """One compiled graph per (batch, guidance, cache bucket) and one static cache per shape, reset in place: after
+    the first generate(), prompts of other lengths in the same 128-position bucket record no CUDA graph again."""
+    from torch._dynamo.utils import counters
+    from torch._inductor import cudagraph_trees
+
+    recorded = []
+    record = cudagraph_trees.CUDAGraphTreeManager.record_function
+    monkeypatch.setattr(cudagraph_trees.CUDAGraphTreeManager, "record_function",
+                        lambda self, *args, **kwargs: recorded.append(1) or record(self, *args, **kwargs))
+    torch._dynamo.reset()
+    counters.clear()
+    after_first = None
+    for length in (16, 40, 100, 16):
+        ids = torch.randint(0, 256, (2, length), generator=torch.Generator().manual_seed(length)).cuda()
+        model.generate(ids, max_new_tokens=4, levels=2, temperature=0.0, compile="reduce-overhead")
+        after_first = len(recorded) if after_first is None else after_first
+    assert after_first >= 1 and len(recorded) == after_first
+    assert counters["stats"]["unique_graphs"] == 1

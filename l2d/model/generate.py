@@ -59,7 +59,9 @@ class DecodeOptions:
     conditioning_tables: bool = True  # fixed grids: look conditioning up per time instead of recomputing it
     static_cache: bool = False  # preallocated KV cache; compile turns it on
     compile: str | None = None  # torch.compile mode of one evaluation on fixed grids; "eager" = capture only
-    merge_lora: bool = False  # evaluate with the path's LoRA factors merged into copies of its projections
+    # evaluate with the path's LoRA factors merged into copies of its projections; None: where measured faster,
+    # on CPU (1.1-1.2x per evaluation, docs/performance.md), not on CUDA until measured there
+    merge_lora: bool | None = None
 
     def __post_init__(self) -> None:
         check_solver(self.solver)
@@ -122,7 +124,8 @@ class TokenDiffusion:
         return logits
 
     def next_token_logits(self, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
-        with self.model.diffusion.merged_lora(self.options.merge_lora):
+        merge = self.options.merge_lora
+        with self.model.diffusion.merged_lora(self.model.device.type == "cpu" if merge is None else merge):
             return self.integrate(*args, **kwargs)
 
     def integrate(self, cache, h_last, token, index, position, key_mask, noise_rows: torch.Tensor | None = None,
@@ -314,7 +317,7 @@ def generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
     t_final, t_start, x1_estimate (sample | expectation), x1_temperature (0 = most likely token) with
     anneal_x1_temperature, guidance (w_g >= 1, needs class_labels), atol/rtol (adaptive solvers),
     static_cache and compile (the fast path: same tokens, fewer launches), merge_lora (the path's LoRA factors
-    merged into copies of its projections, equal within float rounding).
+    merged into copies of its projections, equal within float rounding; None: on CPU only).
     temperature samples the emitted token (0 = greedy).
     observe(t, logits), if given, sees every diffusion evaluation in order (t a float, or (B,) on
     adaptive solvers; logits (B, Q, V), overwritten by the next evaluation on the compiled path) and

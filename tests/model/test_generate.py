@@ -261,8 +261,12 @@ def test_merged_lora_equals_the_unmerged_path_and_follows_training(model):
     lm_weights = {name: p.clone() for name, p in model.base.named_parameters()}
     options = dict(max_new_tokens=4, levels=4, temperature=1.0)
     seeded = lambda: torch.Generator().manual_seed(2)  # noqa: E731
+    merged_during = []
+    watch = lambda t, logits: merged_during.append(model.diffusion.blocks[0].merged is not None)  # noqa: E731
     assert torch.equal(model.generate(ids, mask, merge_lora=True, generator=seeded(), **options),
-                       model.generate(ids, mask, generator=seeded(), **options))
+                       model.generate(ids, mask, merge_lora=False, generator=seeded(), **options))
+    model.generate(ids, mask, generator=seeded(), observe=watch, **options)
+    assert merged_during and all(merged_during)  # by default on CPU, where it measured faster
     assert all(torch.equal(p, lm_weights[name]) for name, p in model.base.named_parameters())
     assert all(block.merged is None for block in model.diffusion.blocks)  # merged within a decode only
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from lightning.pytorch import LightningModule
 
+from l2d.lightning.strategies import ShardedDataParallel
 from l2d.validation import InputError
 
 
@@ -13,6 +14,10 @@ class TrainableCheckpoints(LightningModule):
     Loading is not strict (the frozen base is not in the file); `on_load_checkpoint` of a subclass calls
     `check_trainable` first. Under trainer=fsdp, `configure_model` shards `self.network`."""
 
+    # Whether the module runs its network through the network's forward (and `losses_at`) only, which a sharded
+    # network needs: the gathering of its root unit hangs on them (l2d.lightning.strategies).
+    shardable = True
+
     def __init__(self) -> None:
         super().__init__()
         self.strict_loading = False
@@ -20,13 +25,7 @@ class TrainableCheckpoints(LightningModule):
     def trainable_keys(self) -> set[str]:
         return {name for name, p in self.named_parameters() if p.requires_grad}
 
-    # Whether the module runs its network through the network's forward (and `losses_at`) only, which a sharded
-    # network needs: the gathering of its root unit hangs on them (l2d.lightning.strategies).
-    shardable = True
-
     def configure_model(self) -> None:
-        from l2d.lightning.strategies import ShardedDataParallel
-
         if not isinstance(self.trainer.strategy, ShardedDataParallel):
             return
         if not self.shardable:

@@ -195,7 +195,9 @@ class TrainingModule(TrainableCheckpoints):
         # Same data order on resume: each process skips the micro-batches of this epoch it already trained on,
         # of its share of the epoch, which is the same share only for as many processes.
         if self.trainer.datamodule is not None:
-            done = checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["ready"]
+            progress = checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"]
+            # A checkpoint at an epoch's last batch resumes at the next epoch's first.
+            done = 0 if progress.get("is_last_batch") else progress["current"]["ready"]
             processes = checkpoint.get("processes", self.trainer.world_size)
             if done and processes != self.trainer.world_size:
                 raise InputError(f"the checkpoint stopped {done} micro-batches into an epoch split over {processes} "

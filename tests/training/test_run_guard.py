@@ -104,9 +104,6 @@ def test_a_run_that_read_all_its_data_needs_more_epochs(whole_epoch, tiny_train)
                          output_dir=whole_epoch))
 
 
-@pytest.mark.xfail(strict=True, reason="TrainingModule.on_load_checkpoint skips the next epoch's first micro-batches "
-                                       "(all of them) when the checkpoint is at an epoch's last batch: a checkpoint "
-                                       "saved at step 10 of a 2-epoch run fails the same way")
 def test_a_run_that_read_all_its_data_goes_on_into_the_next_epoch(whole_epoch, tiny_train, tmp_path):
     longer = (CONSTANT, "trainer.max_steps=12", "trainer.max_epochs=2", "export=false")
     metrics = train(tiny_train(f"ckpt_path={whole_epoch / 'checkpoints' / 'last.ckpt'}", *longer,

@@ -10,17 +10,12 @@ from pathlib import Path
 
 import hydra
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from l2d import tracking
 from l2d.config import config_dir, register_resolvers
+from l2d.export import is_l2d, load
 from l2d.files import write_atomically
-from l2d.model.checkpoint import CONFIG_FILE, read_meta
-from l2d.model.finetune import FINETUNE_FILE, finetuned_base
-from l2d.model.l2d import L2DModel
-from l2d.model.loading import load_base_model
-from l2d.model.main_path import CausalLM
 from l2d.tasks import get_task
 from l2d.tasks.harness import Decoding, decoding_record, run_task
 from l2d.tasks.protocol import protocol_record
@@ -37,34 +32,6 @@ def resolve_device(cfg: DictConfig) -> tuple[torch.device, torch.dtype]:
     if cfg.dtype == "auto":
         return device, torch.bfloat16 if device.type == "cuda" else torch.float32
     return device, getattr(torch, cfg.dtype)
-
-
-def load_model(cfg: DictConfig, dtype: torch.dtype):
-    """(model, tokenizer, description) for checkpoint=null (the base), an L2D export, or a lora/full export."""
-    checkpoint = Path(cfg.checkpoint) if cfg.checkpoint else None
-    if checkpoint is not None and not checkpoint.is_dir():
-        raise FileNotFoundError(f"checkpoint={checkpoint} is not a directory (give a run's export/ directory)")
-    if checkpoint is not None and (checkpoint / CONFIG_FILE).is_file():
-        recorded = read_meta(checkpoint)["config"]
-        base, tokenizer = load_base_model(cfg.base_model or recorded["base_model"], dtype=dtype)
-        if recorded.get("finetuned"):  # L2D trained on a finetuned model: rebuild that model first
-            base = finetuned_base(base, recorded["finetuned"]["path"], expected=recorded["finetuned"])
-        model = L2DModel.from_pretrained(checkpoint, base=base)
-        method = ("l2d_full" if model.config.full_path else "l2d_lora") + ("_rl" if model.config.reinforced else "")
-        return model, tokenizer, {"method": method, "base_model": cfg.base_model or recorded["base_model"],
-                                  "finetuned": recorded.get("finetuned"),
-                                  "trainable_parameters": model.num_trainable_parameters()}
-    if checkpoint is not None:
-        if not (checkpoint / FINETUNE_FILE).is_file():
-            raise ValueError(f"{checkpoint} is neither an L2D export ({CONFIG_FILE}) nor a lora/full export "
-                             f"({FINETUNE_FILE})")
-        info = json.loads((checkpoint / FINETUNE_FILE).read_text())
-        base, tokenizer = load_base_model(cfg.base_model or info["base_model"], dtype=dtype)
-        info = {**info, "method": info["method"] + ("_rl" if info.get("reinforced") else "")}
-        return CausalLM(finetuned_base(base, checkpoint)), tokenizer, info
-    base, tokenizer = instantiate(cfg.model, dtype=dtype)
-    return CausalLM(base), tokenizer, {"method": "base", "base_model": base.config.l2d_name_or_path,
-                                       "trainable_parameters": None}
 
 
 def print_table(result: dict) -> None:
@@ -87,21 +54,21 @@ def evaluate(cfg: DictConfig) -> dict:
     started = time.time()
     task = get_task(cfg.task.name, **OmegaConf.to_container(cfg.task.options, resolve=True))
     device, dtype = resolve_device(cfg)
-    model, tokenizer, info = load_model(cfg, dtype)
+    model, tokenizer, info = load(cfg.checkpoint, dtype, base_model=cfg.base_model, model=cfg.model)
     model.to(device).eval()
-    is_l2d = isinstance(model, L2DModel)
+    l2d = is_l2d(model)
     solver = {**OmegaConf.to_container(cfg.solver, resolve=True), "compile": cfg.compile}
-    decoding = Decoding(decode=solver if is_l2d else {}, guidance=cfg.guidance, temperature=cfg.temperature,
+    decoding = Decoding(decode=solver if l2d else {}, guidance=cfg.guidance, temperature=cfg.temperature,
                         max_new_tokens=cfg.max_new_tokens, samples=cfg.samples,
                         token_search=OmegaConf.to_container(cfg.token_search) if cfg.token_search else None)
     records, summary = run_task(model, tokenizer, task, decoding, batch_size=cfg.batch_size, limit=cfg.limit,
                                 seed=cfg.seed, progress=cfg.progress)
     described = decoding_record(decoding, decoding.max_new_tokens or task.max_new_tokens)
-    if not is_l2d:
+    if not l2d:
         described.update(PLAIN_DECODING)
     result = {"task": task.name, "category": task.category, "metric": task.metric,
               "model": {**info, "checkpoint": cfg.checkpoint, "label": cfg.label},
-              "protocol": protocol_record(described, is_l2d, preset=cfg.protocol), "decoding": described,
+              "protocol": protocol_record(described, l2d, preset=cfg.protocol), "decoding": described,
               "summary": summary, "command": " ".join(["python -m l2d.evaluate", *sys.argv[1:]]), "seed": cfg.seed,
               "device": str(device), "dtype": str(dtype).removeprefix("torch."), "torch": torch.__version__,
               "wall_seconds": time.time() - started, "records": records}

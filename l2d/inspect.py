@@ -24,7 +24,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from l2d.config import config_dir, register_resolvers
-from l2d.evaluate import load_model, resolve_device
+from l2d.evaluate import resolve_device
+from l2d.export import is_l2d, load
 from l2d.files import write_atomically
 from l2d.model.config import L2DConfig
 from l2d.model.l2d import L2DModel
@@ -181,8 +182,8 @@ def heatmap(traces: list[TokenTrace], title: str):
 
 def load_l2d(cfg: DictConfig, dtype: torch.dtype):
     """(L2D model, tokenizer, description); checkpoint=null gives the base with a fresh, untrained path."""
-    model, tokenizer, info = load_model(cfg, dtype)
-    if isinstance(model, L2DModel):
+    model, tokenizer, info = load(cfg.checkpoint, dtype, base_model=cfg.base_model, model=cfg.model)
+    if is_l2d(model):
         return model, tokenizer, info
     if cfg.checkpoint:
         raise ValueError(f"checkpoint={cfg.checkpoint} is a {info['method']} export: a plain LM has no diffusion "

@@ -77,8 +77,10 @@ def checkpoint_name(checkpoint: str | None, label: str | None, trained_by: dict 
         return trained_by["name"]
     if not checkpoint:
         return "base"
-    run = Path(checkpoint).resolve().parent  # <run>/export, or <sweep>/<job number>/export
-    return f"{run.parent.name}/{run.name}" if run.name.isdigit() else run.name
+    path = Path(checkpoint).resolve()
+    step = f"@{path.stem}" if path.suffix == ".ckpt" else ""  # <run>/checkpoints/step000500.ckpt: <run>@step000500
+    run = path.parent.parent if step else path.parent  # <run>/export, or <sweep>/<job number>/export
+    return (f"{run.parent.name}/{run.name}" if run.name.isdigit() else run.name) + step
 
 
 def evaluation_identity(cfg: DictConfig, result: dict[str, Any]) -> dict[str, Any]:
@@ -186,10 +188,8 @@ def evaluation_metrics(result: dict[str, Any]) -> dict[str, float]:
 def settings(cfg: DictConfig, result: dict[str, Any]) -> dict[str, float]:
     """The numeric settings of this evaluation that a sweep varies: σ of an L2D checkpoint, guidance w_g."""
     found = {"guidance": result["decoding"].get("guidance")}
-    if cfg.checkpoint and result["model"]["method"].startswith("l2d"):
-        from l2d.model.checkpoint import read_meta
-
-        found["sigma"] = read_meta(Path(cfg.checkpoint))["config"]["sigma"]
+    if cfg.checkpoint:
+        found["sigma"] = result["model"].get("sigma")  # an L2D checkpoint's (l2d.export.load)
     return {name: float(value) for name, value in found.items() if value is not None}
 
 

@@ -15,14 +15,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from l2d import tracking
 from l2d.config import config_dir, register_resolvers
+from l2d.export import build_network
 from l2d.lightning.callbacks import AtomicCheckpointIO, WallTime
 from l2d.lightning.loggers import RunCSVLogger
 from l2d.lightning.module import HEALTH_METRIC, TrainingModule
 from l2d.lightning.reinforce import PromptDataModule, ReinforceModule
 from l2d.lightning.run_guard import RunGuard, check_room, run_fingerprint
 from l2d.lightning.strategies import whole_trainable
-from l2d.model.l2d import L2DModel
-from l2d.rl.start import starting_policy
+from l2d.rl.start import mark_reinforced, starting_policy
 from l2d.run_lock import hold
 from l2d.tasks import get_task
 from l2d.model.card import training_record
@@ -31,19 +31,6 @@ from l2d.validation import InputError, check_train, one_line
 
 log = logging.getLogger(__name__)
 register_resolvers()
-
-
-def build_network(cfg: DictConfig, base, class_names: list[str]):
-    """The method's network around `base`; with guidance, one class per data class (0 = null)."""
-    if not cfg.method.get("guidance"):
-        return instantiate(cfg.method.network, base=base)
-    if not class_names:
-        raise ValueError("method.guidance=true needs labelled data, but the data has no class names")
-    network = OmegaConf.to_container(cfg.method.network, resolve=True)
-    if "config" not in network:
-        raise ValueError(f"method.guidance=true needs an L2D method (l2d_lora, l2d_full), not {cfg.method.name}")
-    network["config"].update(num_classes=len(class_names), class_names=list(class_names))
-    return instantiate(network, base=base)
 
 
 def supervised(cfg: DictConfig):
@@ -71,12 +58,7 @@ def reinforcement(cfg: DictConfig):
     network, tokenizer, start = starting_policy(Path(to_absolute_path(cfg.init)), cfg.method.name)
     task, validation = (get_task(spec["name"], **spec.get("options", {}))
                         for spec in (settings.pop("task"), settings.pop("validation")))
-    record = {"init": start, "task": task.name, "steps": settings["steps"],
-              "partial_credit": settings["partial_credit"]}  # the reward: the verdict, or the verifier's credit
-    if isinstance(network, L2DModel):
-        network.config.reinforced = record
-    else:
-        network.finetune.reinforced = record
+    mark_reinforced(network, start, task.name, settings)
     rollouts = settings.pop("steps")
     prompts = OmegaConf.to_container(cfg.method.reinforce.task, resolve=True)
     datamodule = PromptDataModule(rollouts, len(validation.problems()), settings["validation_batch_size"],

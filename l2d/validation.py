@@ -141,7 +141,11 @@ def reinforcement(cfg: DictConfig) -> None:
 
 def check_evaluate(cfg: DictConfig) -> None:
     """python -m l2d.evaluate: the checkpoint, the decoding, the task's files, and the code sandbox."""
-    export_directory(cfg, "checkpoint", (CONFIG_FILE, FINETUNE_FILE), "a training run's export/ directory")
+    what = "a training run's export/ directory, or one of its checkpoints/*.ckpt"
+    if str(cfg.checkpoint).endswith(".ckpt"):  # a training checkpoint, scored with its run's config
+        existing_file(cfg, "checkpoint", what, archive=True)
+    else:
+        export_directory(cfg, "checkpoint", (CONFIG_FILE, FINETUNE_FILE), what)
     model_location(cfg, "base_model")
     model_location(cfg, "model.name_or_path")
     for key, minimum, optional in (("samples", 1, False), ("batch_size", 1, False), ("max_new_tokens", 1, True),

@@ -162,6 +162,13 @@ class RunGuard(Callback):
             reopen(loops)
 
 
+def recorded_fingerprint(checkpoint: dict) -> dict[str, Any] | None:
+    """The run fingerprint a checkpoint keeps; None before runs kept one. Lightning keys a callback's state by its
+    class's qualified name (Callback.state_key)."""
+    state = (checkpoint.get("callbacks") or {}).get(RunGuard.__qualname__)
+    return None if state is None else state["fingerprint"]
+
+
 def ended(loops: dict) -> bool:
     """Whether a checkpoint holds the end of its run: Lightning closes the epoch when a run stops (at max_steps,
     should_stop, or the end of its data), and its own restart logic then trains no more in that epoch, whether its

@@ -26,8 +26,8 @@ from lm_eval.models.utils import postprocess_generated_text
 from omegaconf import OmegaConf
 
 from l2d.config import config_dir
-from l2d.evaluate import load_model, resolve_device
-from l2d.model.l2d import L2DModel
+from l2d.evaluate import resolve_device
+from l2d.export import is_l2d, load
 from l2d.tasks.harness import Decoding, complete
 
 log = logging.getLogger(__name__)
@@ -86,10 +86,9 @@ class L2DLM(LM):
         if str(device).startswith("cuda") and not torch.cuda.is_available():
             log.warning("device=%s but CUDA is not available: running on the CPU", device)
             device = "cpu"
-        cfg = OmegaConf.create({"checkpoint": checkpoint, "base_model": base_model, "device": device, "dtype": dtype,
-                                "model": group_config("model", model)})
-        self._device, torch_dtype = resolve_device(cfg)
-        self.model, self.tokenizer, self.info = load_model(cfg, torch_dtype)
+        self._device, torch_dtype = resolve_device(OmegaConf.create({"device": device, "dtype": dtype}))
+        self.model, self.tokenizer, self.info = load(checkpoint, torch_dtype, base_model=base_model,
+                                                     model=OmegaConf.create(group_config("model", model)))
         self.model.to(self._device).eval()
         overrides = dict(levels=levels, t_final=t_final, t_start=t_start, x1_estimate=x1_estimate,
                          x1_temperature=x1_temperature, anneal_x1_temperature=anneal_x1_temperature, atol=atol,
@@ -99,13 +98,13 @@ class L2DLM(LM):
             temperature = scoring.get("temperature")
         decode = {**scoring.get("solver", {}), **group_config("solver", solver),
                   **{k: v for k, v in overrides.items() if v is not None}, "compile": compile}
-        is_l2d = isinstance(self.model, L2DModel)
-        if not is_l2d and any(v is not None for v in (*overrides.values(), guidance, compile)):
+        l2d = is_l2d(self.model)
+        if not l2d and any(v is not None for v in (*overrides.values(), guidance, compile)):
             log.warning("%s decodes as a plain LM: solver options, guidance and compile are ignored",
                         self.info["method"])
         if isinstance(token_search, str):
             token_search = json.loads(token_search)
-        self.decoding = Decoding(decode=decode if is_l2d else {}, guidance=guidance if is_l2d else None,
+        self.decoding = Decoding(decode=decode if l2d else {}, guidance=guidance if l2d else None,
                                  temperature=temperature, max_new_tokens=max_new_tokens, token_search=token_search)
         self.classes = self._guidance_class(guidance_class) if self.model.num_classes > 0 else None
         self.batch_size, self.seed = int(batch_size), seed

@@ -16,12 +16,8 @@ from safetensors.torch import save_file
 
 from l2d.files import atomic_directory
 from l2d.model.card import TrainingRecord, card_and_record, l2d_card
-from l2d.model.config import L2DConfig
 from l2d.model.digest import (DIGEST_FILE, DIGEST_VERSION, ExportError, refuse, verify_export, write_digest,
                               written_with_digest)
-from l2d.model.finetune import finetuned_base
-from l2d.model.loading import load_base_model
-from l2d.model.weights import load_weights
 
 WEIGHTS_FILE = "diffusion_path.safetensors"
 CONFIG_FILE = "l2d_config.json"
@@ -138,20 +134,3 @@ def load_trainable_state(model, state: dict, source) -> None:
     with torch.no_grad():
         for name, tensor in state.items():
             expected[name].copy_(tensor)
-
-
-def load_diffusion_path(cls, directory, base=None, dtype=None):
-    meta = read_meta(directory)
-    verify_export(directory, has_digest=written_with_digest(meta))
-    config = L2DConfig.from_dict(meta["config"])
-    if base is None:
-        if not config.base_model:
-            raise ValueError(f"{directory}: the checkpoint names no base model; pass base=")
-        base, _ = load_base_model(config.base_model, dtype=dtype or torch.float32)
-        if config.finetuned:
-            base = finetuned_base(base, config.finetuned["path"], expected=config.finetuned)
-    check_base(meta, base, directory)
-    model = cls(base, config)
-    weights = Path(directory) / WEIGHTS_FILE
-    load_trainable_state(model, load_weights(weights), weights)
-    return model.eval()  # as transformers' from_pretrained: ready for inference

@@ -13,3 +13,16 @@ def resolve_dtype(dtype) -> torch.dtype:
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
     return DTYPES[dtype]
+
+
+def store_frozen(module: torch.nn.Module, dtype) -> int:
+    """Cast every frozen parameter of `module` (requires_grad False: the main path, and the LM projections the
+    diffusion path shares) to `dtype` in place, leaving trainable parameters (the optimizer's float32 master
+    weights) and buffers (RoPE frequencies) as they are. Under bf16 autocast this saves casting each frozen weight
+    again at every forward. Returns the number of parameters cast."""
+    dtype, cast = resolve_dtype(dtype), 0
+    for parameter in module.parameters():
+        if not parameter.requires_grad and parameter.is_floating_point() and parameter.dtype != dtype:
+            parameter.data = parameter.data.to(dtype)
+            cast += parameter.numel()
+    return cast

@@ -18,7 +18,7 @@ from l2d.diffusion.path import add_noise, sample_timesteps, velocity as flow_vel
 from l2d.diffusion.sampling import sample_tokens
 from l2d.diffusion.solver import integrate_fixed, time_grid
 from l2d.model.config import L2DConfig
-from l2d.model.checkpoint import load_diffusion_path, save_diffusion_path
+from l2d.model.checkpoint import save_diffusion_path
 from l2d.model.diffusion_path import DiffusionPath, MainPathContext
 from l2d.model.family import get, new_cache, positions_from_mask
 from l2d.model.loss import cross_entropy
@@ -285,6 +285,9 @@ class L2DModel(CausalLM):
         save_diffusion_path(self, directory, training)
 
     @classmethod
-    def from_pretrained(cls, directory, base: nn.Module | None = None, dtype=None) -> "L2DModel":
-        """Restore a diffusion path; the base is loaded from the recorded name unless given."""
-        return load_diffusion_path(cls, directory, base=base, dtype=dtype)
+    def from_pretrained(cls, path, base: nn.Module | None = None, dtype=None) -> "L2DModel":
+        """Restore a diffusion path from an export directory, or from a training checkpoint (.ckpt) of an L2D run
+        (l2d.export); the base is loaded as recorded unless given, and refused when it is not the recorded one."""
+        from l2d.export import load_l2d  # the export module builds on this class
+
+        return load_l2d(path, base=base, dtype=dtype, cls=cls)

@@ -1,11 +1,31 @@
-"""At t = 0 (and levels = 1) L2D is exactly the base model, in float32, for every family."""
+"""At t = 0 (and levels = 1) L2D is exactly the base model, for every family: in float32, in bfloat16 (a base
+loaded in it, as evaluation does), and as bf16-mixed training runs it (the frozen base stored in bfloat16, the
+path's parameters float32, under autocast)."""
 
+import contextlib
+
+import pytest
 import torch
 
 from l2d import L2DConfig, L2DModel
 from l2d.diffusion.path import sample_timesteps
 from l2d.model import l2d as l2d_module
+from l2d.model.dtypes import store_frozen
 from tests.tiny import tiny_base
+
+# (frozen base, diffusion path, autocast): how each precision holds the model
+PRECISIONS = {"float32": (torch.float32, torch.float32, False), "bfloat16": (torch.bfloat16, torch.bfloat16, False),
+              "bf16-mixed": (torch.bfloat16, torch.float32, True)}
+
+
+def in_precision(model, name: str):
+    """The model as `name` holds it, and the context its passes run in."""
+    frozen, path, autocast = PRECISIONS[name]
+    model.diffusion.to(path)
+    store_frozen(model, frozen)
+    assert all(p.dtype == path for _, p in model.trainable_named_parameters())
+    assert all(p.dtype == frozen for p in model.base.parameters())
+    return torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
 
 
 def left_padded_batch(seed=1):
@@ -17,7 +37,8 @@ def left_padded_batch(seed=1):
     return ids, mask
 
 
-def test_logits_at_t0_equal_base_to_the_bit(family):
+@pytest.mark.parametrize("precision", sorted(PRECISIONS))
+def test_logits_at_t0_equal_base_to_the_bit(family, precision):
     base = tiny_base(family)
     model = L2DModel(base, L2DConfig(dim=16, lora_rank=4))
     # Move every diffusion parameter off its initial zeros, so exactness is not an artefact of init.
@@ -25,7 +46,7 @@ def test_logits_at_t0_equal_base_to_the_bit(family):
         for _, p in model.trainable_named_parameters():
             p.add_(torch.randn_like(p) * 0.05)
     ids, mask = left_padded_batch()
-    with torch.no_grad():
+    with torch.no_grad(), in_precision(model, precision):
         out = model(ids, mask, timesteps=0.0)
         reference = base(ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp_min(0)).logits
         moved = model(ids, mask, timesteps=0.5)
@@ -47,16 +68,31 @@ def test_greedy_levels1_generation_equals_base_generate(family):
     assert torch.equal(ours, theirs)
 
 
-def test_loss_at_t0_is_the_base_cross_entropy():
+@pytest.mark.parametrize("precision", sorted(PRECISIONS))
+def test_loss_at_t0_is_the_base_cross_entropy(precision):
     base = tiny_base()
     model = L2DModel(base, L2DConfig(dim=16, lora_rank=4))
     ids = torch.randint(0, 256, (2, 12), generator=torch.Generator().manual_seed(3))
     labels = ids.clone()
     labels[:, :5] = -100
-    with torch.no_grad():
+    with torch.no_grad(), in_precision(model, precision):
         ours = model(ids, labels=labels, timesteps=0.0).loss
         theirs = base(ids, labels=labels).loss
     torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-6)
+
+
+def test_store_frozen_casts_only_the_frozen_parameters():
+    """bf16-mixed training stores the frozen base in bfloat16; what trains stays float32 (AdamW's master
+    weights), and so do the buffers (RoPE's frequencies), so the base in bfloat16 is the one evaluation loads."""
+    model = L2DModel(tiny_base(), L2DConfig(dim=16, lora_rank=4))
+    buffers = {name: b.clone() for name, b in model.named_buffers()}
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    assert store_frozen(model, "bfloat16") == frozen > 0
+    assert {p.dtype for p in model.parameters() if not p.requires_grad} == {torch.bfloat16}
+    assert {p.dtype for _, p in model.trainable_named_parameters()} == {torch.float32}
+    for name, b in model.named_buffers():
+        assert b.dtype == buffers[name].dtype and torch.equal(b, buffers[name])
+    assert store_frozen(model, torch.bfloat16) == 0  # already stored: nothing to do
 
 
 def test_losses_at_reuse_one_main_pass_with_the_same_positions_and_noise():

@@ -117,7 +117,8 @@ def finetuned_links(finetuned: dict | None) -> list[dict]:
         return []
     path = Path(finetuned["path"])
     earlier = read_finetune_info(path).get("finetuned") if (path / FINETUNE_FILE).is_file() else None
-    return [*finetuned_links(earlier), {key: finetuned[key] for key in ("method", "path", "sha256") if key in finetuned}]
+    link = {key: finetuned[key] for key in ("method", "path", "sha256") if key in finetuned}
+    return [*finetuned_links(earlier), link]
 
 
 def read_export(path: str | Path) -> Export:

@@ -23,6 +23,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from l2d.config import accumulation
+from l2d.data.hub import HubUnavailable
 from l2d.data.invalid import InvalidRecordError
 from l2d.files import DiskFull
 from l2d.model.checkpoint import CONFIG_FILE
@@ -47,7 +48,7 @@ class InputError(ValueError):
 
 
 USER_ERRORS = (InputError, InvalidRecordError, SandboxUnavailable, UnreadableWeights, ExportError, DiskFull,
-               RunDirectoryBusy, TaskDataError)
+               RunDirectoryBusy, TaskDataError, HubUnavailable)
 
 
 def one_line(main: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:

@@ -10,12 +10,31 @@ A local copy is a hub split in the dataset's own schema, one JSON object per lin
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from l2d.data.records import check_text
+from l2d.data.records import check_text, read_jsonl
 
 DATA_ENV = "L2D_DATA"
+
+
+class HubUnavailable(ConnectionError):
+    """A hub split could not be loaded (no `datasets`, offline, a withdrawn repo); the message says what to give
+    instead."""
+
+
+@dataclass(frozen=True)
+class HubSplit:
+    repo: str
+    config: str | None
+    split: str
+    revision: str | None = None
+
+    def __str__(self) -> str:
+        config = f", config {self.config}" if self.config else ""
+        revision = f", revision {self.revision}" if self.revision else ""
+        return f"{self.repo} (split {self.split}{config}{revision})"
 
 
 def local_copy_name(repo: str, config: str | None, split: str) -> str:
@@ -39,25 +58,26 @@ def offline_fix(repo: str, config: str | None, split: str, option: str) -> str:
             f"or ${DATA_ENV}/{local_copy_name(repo, config, split)}")
 
 
-def load_hub_dataset(name: str, config: str | None, split: str, *, streaming: bool, offline_hint: str) -> Any:
-    """`datasets.load_dataset(name, config, split=...)`, failing with one clear line when it cannot.
-
-    The local copy under $L2D_DATA is read instead when there is one (through `datasets`' JSON
-    loader, so a streamed copy shuffles like the hub's stream). `offline_hint` says what to use
-    instead when neither is there.
-    """
+def load_hub(source: HubSplit, fix: str, streaming: bool = False) -> Any:
+    """The rows of a hub split, from its local copy under $L2D_DATA when there is one: read whole (each line
+    checked, `read_jsonl`) or, streamed, through `datasets`' JSON loader, so that a streamed copy shuffles like the
+    hub's stream. Else `datasets.load_dataset`; any failure (no `datasets`, offline, a withdrawn repo) is one
+    HubUnavailable line naming the split and `fix`, what to give instead."""
+    local = local_copy(source.repo, source.config, source.split)
+    if local is not None and not streaming:
+        return [record for _, record in read_jsonl(local)]
     try:
         from datasets import load_dataset
     except ImportError:
-        raise ImportError(f"loading {name} from the hub needs the `datasets` package "
-                          f"(pip install 'l2d[hub]'); {offline_hint}") from None
-    local = local_copy(name, config, split)
+        raise HubUnavailable(f"loading {source} from the Hugging Face hub needs the `datasets` package "
+                             f"(pip install 'l2d[hub]'); or {fix}") from None
     if local is not None:
         check_text(local)  # datasets' own error would name neither the file nor the line
-        return load_dataset("json", data_files=str(local), split="train", streaming=streaming)
+        return load_dataset("json", data_files=str(local), split="train", streaming=True)
     try:
-        return load_dataset(name, config, split=split, streaming=streaming)
-    except (ConnectionError, OSError) as error:  # OSError covers offline mode and missing files on the hub
+        return load_dataset(source.repo, source.config, split=source.split, revision=source.revision,
+                            streaming=streaming)
+    except Exception as error:  # the hub raises many types (ConnectionError, HfHubHTTPError, OSError offline, ...)
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ConnectionError(f"could not load {name} ({config or 'default'}, {split}) from the Hugging Face hub: "
-                              f"{reason}. {offline_hint}") from None
+        raise HubUnavailable(f"could not load {source} from the Hugging Face hub ({reason}). Offline? Then "
+                             f"{fix}") from None

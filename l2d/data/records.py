@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -28,31 +29,43 @@ def utf8_lines(handle: IO[bytes]) -> Iterator[tuple[int, str | None, str]]:
             yield number, text, ""
 
 
-def read_jsonl(path: str | Path, invalid: InvalidRecords) -> Iterator[Located]:
-    """Yield (`path:line`, object) for every non-blank line; malformed lines, and lines that are not UTF-8, go to
-    `invalid`. A file without a single record is refused, naming it."""
+def read_jsonl(path: str | Path, invalid: InvalidRecords | None = None) -> Iterator[Located]:
+    """Yield (`path:line`, object) for every non-blank line of a JSON-lines file (`.gz` is decompressed). A line that
+    is not UTF-8, not JSON or not an object goes to `invalid` (refused naming its place, or skipped and counted);
+    without `invalid` the first such line is refused. A file that is not there (FileNotFoundError), cannot be read,
+    or holds no record is refused naming it. The one reader of JSONL: training data, task files, hub split copies."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"data file not found: {path}")
+        raise FileNotFoundError(f"cannot read {path}: no such file")
+    opener = gzip.open if path.suffix == ".gz" else open
     empty = True
-    with path.open("rb") as lines:
-        for number, line, problem in utf8_lines(lines):
-            empty = False
-            where = f"{path}:{number}"
-            if line is None:
-                invalid.report(where, problem)
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                invalid.report(where, f"malformed JSON ({error.msg} at column {error.colno})")
-                continue
-            if not isinstance(record, dict):
-                invalid.report(where, f"expected a JSON object, got {type(record).__name__}")
-                continue
-            yield where, record
+    try:
+        with opener(path, "rb") as lines:
+            for number, line, problem in utf8_lines(lines):
+                empty = False
+                where = f"{path}:{number}"
+                record, problem = (None, problem) if line is None else parse_object(line)
+                if not problem:
+                    yield where, record
+                elif invalid is None:
+                    raise InvalidRecordError(f"{where}: {problem}")
+                else:
+                    invalid.report(where, problem)
+    except OSError as error:  # unreadable, or a .gz that is not gzip
+        raise InvalidRecordError(f"cannot read {path}: {error.strerror or error}") from None
     if empty:
         raise InvalidRecordError(f"{path}: empty, no records in it (one JSON object per line)")
+
+
+def parse_object(line: str) -> tuple[Any, str]:
+    """(the JSON object of a line, "") or (None, what is wrong with it)."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        return None, f"malformed JSON ({error.msg} at column {error.colno})"
+    if not isinstance(record, dict):
+        return None, f"expected a JSON object, got {type(record).__name__}"
+    return record, ""
 
 
 def check_text(path: Path) -> None:

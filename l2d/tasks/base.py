@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from l2d.tasks.fewshot import Message, few_shot_messages, select_shot_indexes
-from l2d.tasks.sources import HubSplit, Record, TaskDataError, load_hub, read_jsonl
+from l2d.tasks.sources import HubSplit, Record, TaskDataError, load_hub_records, read_records
 
 # One evaluation item, JSON-serialisable. Every task sets "id", "question" (the user turn),
 # "answer_text" (the assistant turn when used as a shot), "target" and "guidance" (the
@@ -85,18 +85,18 @@ class Task(ABC):
 
     def load_records(self) -> tuple[list[Record], list[Record] | None]:
         """(records to evaluate, few-shot records or None to take the shots from the former)."""
-        records = read_jsonl(self.path) if self.path is not None else self.default_records()
+        records = read_records(self.path) if self.path is not None else self.default_records()
         if self.shots_path is not None:
-            return records, read_jsonl(self.shots_path)
+            return records, read_records(self.shots_path)
         if self.path is None and self.hub_shots is not None and self.num_shots > 0:
-            return records, load_hub(self.hub_shots, self.name, self.schema, option="shots_path")
+            return records, load_hub_records(self.hub_shots, self.name, self.schema, option="shots_path")
         return records, None
 
     def default_records(self) -> list[Record]:
         """The records evaluated when no `path` is given."""
         if self.hub is None:
             raise TaskDataError(f"task {self.name!r} has no default data; pass path=<file.jsonl>: {self.schema}")
-        return load_hub(self.hub, self.name, self.schema)
+        return load_hub_records(self.hub, self.name, self.schema)
 
     @functools.cached_property
     def _prepared(self) -> tuple[list[Problem], dict[Hashable, list[Problem]]]:

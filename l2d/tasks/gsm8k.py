@@ -12,7 +12,7 @@ from l2d.data.classes import MATH
 from l2d.data.splits import GSM8K_HELDOUT_SIZE, split_heldout
 from l2d.tasks.base import Problem, Task
 from l2d.tasks.math_answers import extract_gsm8k_answer
-from l2d.tasks.sources import HubSplit, Record, read_jsonl
+from l2d.tasks.sources import HubSplit, Record, read_records
 
 TRAIN = HubSplit("openai/gsm8k", "main", "train")
 
@@ -47,6 +47,6 @@ class GSM8KHeldoutTask(GSM8KTask):
     hub_shots = None
 
     def load_records(self) -> tuple[list[Record], list[Record] | None]:
-        records = read_jsonl(self.path) if self.path is not None else self.default_records()
+        records = read_records(self.path) if self.path is not None else self.default_records()
         train, heldout = split_heldout(records, GSM8K_HELDOUT_SIZE)
-        return heldout, read_jsonl(self.shots_path) if self.shots_path is not None else train
+        return heldout, read_records(self.shots_path) if self.shots_path is not None else train

@@ -116,9 +116,29 @@ def test_hub_unreachable_is_one_line_naming_the_local_alternative(monkeypatch):
         GSM8KSource().load(InvalidRecords())
     message = str(failure.value)
     assert "\n" not in message and "Couldn't reach" in message
-    assert "openai/gsm8k (main, train)" in message and "data.sources.0.path=FILE" in message
+    assert "openai/gsm8k (split train, config main)" in message and "data.sources.0.path=FILE" in message
     assert "$L2D_DATA/openai/gsm8k/main/train.jsonl" in message
     assert failure.value.__suppress_context__
     copy = r"\$L2D_DATA/HuggingFaceTB/smoltalk/self-oss-instruct/test.jsonl"
     with pytest.raises(ConnectionError, match=copy + ".*JsonlSource"):
         SmolTalkSource().validation(InvalidRecords())
+
+
+def test_training_files_and_task_files_are_read_alike(tmp_path):
+    """One JSONL reader (l2d.data.records.read_jsonl) for training data and task files: a gzipped training file loads
+    as the plain one, and a malformed line is named alike by both, a task's refused, training's skippable."""
+    import gzip
+
+    from l2d.tasks.sources import TaskDataError, read_records
+
+    path = write_jsonl(tmp_path / "train.jsonl", [{"messages": chat(f"q{i}", f"a{i}")} for i in range(3)])
+    packed = tmp_path / "train.jsonl.gz"
+    packed.write_bytes(gzip.compress(path.read_bytes()))
+    assert JsonlSource(str(packed)).load(InvalidRecords()).train == JsonlSource(str(path)).load(InvalidRecords()).train
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": [oops\n')
+    line = rf"^{bad}:1: malformed JSON \(Expecting value at column 15\)"
+    with pytest.raises(InvalidRecordError, match=line + r" \(pass skip_invalid=True"):
+        JsonlSource(str(bad)).load(InvalidRecords())
+    with pytest.raises(TaskDataError, match=line + "$"):
+        read_records(bad)

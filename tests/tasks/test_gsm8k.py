@@ -7,7 +7,7 @@ from l2d.data.hub import local_copy
 from l2d.data.splits import GSM8K_HELDOUT_SIZE
 from l2d.tasks import TaskDataError, get_task
 from l2d.tasks.math_answers import extract_gsm8k_answer
-from l2d.tasks.sources import read_jsonl
+from l2d.tasks.sources import read_records
 from tests.data_files import GSM8K_20, gsm8k_problems, write_local_copy
 
 
@@ -28,7 +28,7 @@ def hub(monkeypatch):
     splits = {"test": [gsm8k_record(1000 + i) for i in range(12)],
               "train": [gsm8k_record(i) for i in range(GSM8K_HELDOUT_SIZE + 20)]}
 
-    def load_dataset(repo, config, split, revision=None):
+    def load_dataset(repo, config, split, revision=None, streaming=False):
         loaded.append((repo, config, split))
         return splits[split]
 
@@ -153,7 +153,7 @@ TRAIN_COPY = local_copy("openai/gsm8k", "main", "train")
 
 @pytest.mark.skipif(TRAIN_COPY is None, reason="no copy of GSM8K train under $L2D_DATA")
 def test_real_heldout_slice_matches_the_train_file_tail():
-    records = read_jsonl(TRAIN_COPY)
+    records = read_records(TRAIN_COPY)
     task = get_task("gsm8k_heldout")
     problems = task.problems()
     assert len(records) == 7473 and len(problems) == GSM8K_HELDOUT_SIZE

@@ -7,7 +7,7 @@ from typing import Any
 
 from l2d.data.classes import MATH
 from l2d.data.example import Example, question_answer
-from l2d.data.hub import load_hub_dataset, local_copy, offline_fix
+from l2d.data.hub import HubSplit, load_hub, local_copy, offline_fix
 from l2d.data.invalid import InvalidRecords
 from l2d.data.records import Located, read_jsonl, to_examples
 from l2d.data.sources.base import Loaded, Source
@@ -40,8 +40,8 @@ class GSM8KSource(Source):
         path = self.path or local_copy(*GSM8K)
         if path is not None:
             return read_jsonl(path, invalid)
-        hint = f"Offline? Then {offline_fix(*GSM8K, 'data.sources.0.path=FILE (Python: GSM8KSource(path=FILE))')}"
-        rows = load_hub_dataset(*GSM8K, streaming=False, offline_hint=hint)
+        fix = offline_fix(*GSM8K, "data.sources.0.path=FILE (Python: GSM8KSource(path=FILE))")
+        rows = load_hub(HubSplit(*GSM8K), fix)
         return ((f"openai/gsm8k[train][{i}]", row) for i, row in enumerate(rows))
 
     def load(self, invalid: InvalidRecords) -> Loaded:

@@ -15,7 +15,7 @@ from typing import Any
 
 from l2d.data.classes import CODING, GENERAL, MATH
 from l2d.data.example import Example, chat_messages
-from l2d.data.hub import DATA_ENV, load_hub_dataset, local_copy_name
+from l2d.data.hub import DATA_ENV, HubSplit, load_hub, local_copy_name
 from l2d.data.invalid import InvalidRecords
 from l2d.data.records import to_examples
 from l2d.data.sources.base import StreamedSource
@@ -53,10 +53,10 @@ def smoltalk_example(subset: str, row: Mapping[str, Any]) -> Example | None:
 def open_subset(subset: str, split: str, shuffle_seed: int | None = None, buffer_size: int = 10_000) -> Iterable[dict]:
     """The rows of one SmolTalk subset, streamed from the hub or its local copy under $L2D_DATA
     (shuffled through a buffer when seeded)."""
-    hint = (f"Offline? Then give a local copy of the subset in its own schema (JSONL) at "
-            f"${DATA_ENV}/{local_copy_name(SMOLTALK, subset, split)}, or train on your copy with data=jsonl "
-            f"(JsonlSource: chat `messages`, optional `class_name`).")
-    rows = load_hub_dataset(SMOLTALK, subset, split, streaming=True, offline_hint=hint)
+    fix = (f"give a local copy of the subset in its own schema (JSONL) at "
+           f"${DATA_ENV}/{local_copy_name(SMOLTALK, subset, split)}, or train on your copy with data=jsonl "
+           f"(JsonlSource: chat `messages`, optional `class_name`)")
+    rows = load_hub(HubSplit(SMOLTALK, subset, split), fix, streaming=True)
     return rows if shuffle_seed is None else rows.shuffle(seed=shuffle_seed, buffer_size=buffer_size)
 
 

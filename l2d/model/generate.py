@@ -330,29 +330,56 @@ def generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
     options, attention_mask, class_labels, eos, pad = prepare(model, input_ids, attention_mask, class_labels,
                                                               eos_token_id, pad_token_id, **decode_options)
     decoder = Decoder(model, options, class_labels, generator, observe)
-    logits, nfe = decoder.start(input_ids, attention_mask, max_new_tokens)
-    new_tokens, nfe_columns = [], []
-    batch, device = input_ids.shape[0], input_ids.device
-    finished = torch.zeros(batch, dtype=torch.bool, device=device)
-    rows = torch.arange(batch, device=device)  # the rows the decoder still runs
-    for step in range(max_new_tokens):
-        token = torch.full((batch,), pad, dtype=input_ids.dtype, device=device)
-        token[rows] = torch.where(finished[rows], pad, sample_tokens(logits.float(), temperature, generator))
-        new_tokens.append(token)
-        column = torch.zeros(batch, dtype=nfe.dtype, device=device)
-        column[rows] = torch.where(finished[rows], 0, nfe)
-        nfe_columns.append(column)
-        if eos.numel():
-            finished = finished | torch.isin(token, eos)
-        if step == max_new_tokens - 1 or (eos.numel() and bool(finished.all())):
-            break
-        if not options.static_cache and bool(finished[rows].any()):  # static shapes keep every row instead
-            keep = (~finished[rows]).nonzero().squeeze(1)
-            decoder.retire(keep)
-            rows = rows[keep]
-        logits, nfe = decoder.advance(token[rows])
-
-    sequences = torch.cat([input_ids, torch.stack(new_tokens, dim=1)], dim=1)
+    sampling = Sampling(decoder, input_ids, temperature, eos, pad, generator)
+    token_loop(decoder, input_ids, attention_mask, max_new_tokens, sampling)
+    sequences = torch.cat([input_ids, torch.stack(sampling.tokens, dim=1)], dim=1)
     if return_stats:
-        return sequences, GenerationStats(torch.stack(nfe_columns, dim=1), decoder.main_forwards)
+        return sequences, GenerationStats(torch.stack(sampling.nfe, dim=1), decoder.main_forwards)
     return sequences
+
+
+def token_loop(decoder: Decoder, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
+               choice) -> None:
+    """The loop of every decoding strategy (generate, token_search, l2d.rl.rollout): the prompts prefilled, then
+    one new token per step. The per-caller part, `choice`, picks each step's tokens from the logits (B', V) and
+    evaluations (B',) of the decoder's rows, `choice.emit(step, logits, nfe)` (False once every row is done), and
+    hands back the tokens to feed, one per row it keeps, `choice.feed()` (it may retire or select rows first)."""
+    logits, nfe = decoder.start(input_ids, attention_mask, max_new_tokens)
+    for step in range(max_new_tokens):
+        if not choice.emit(step, logits, nfe) or step == max_new_tokens - 1:
+            return
+        logits, nfe = decoder.advance(choice.feed())
+
+
+class Sampling:
+    """generate's choice of tokens: each row's token sampled from its logits at `temperature` (0: the most likely),
+    `pad` once the row has emitted an `eos` token. Finished rows leave the decoder (their noise draws kept for the
+    others, Decoder.retire), unless static shapes keep them. tokens, nfe: per step, (B,) tokens and evaluations."""
+
+    def __init__(self, decoder: Decoder, input_ids: torch.Tensor, temperature: float, eos: torch.Tensor, pad: int,
+                 generator: torch.Generator | None):
+        self.decoder, self.temperature, self.eos, self.pad, self.generator = decoder, temperature, eos, pad, generator
+        batch, self.dtype, self.device = input_ids.shape[0], input_ids.dtype, input_ids.device
+        self.finished = torch.zeros(batch, dtype=torch.bool, device=self.device)
+        self.rows = torch.arange(batch, device=input_ids.device)  # the rows the decoder still runs
+        self.tokens: list[torch.Tensor] = []
+        self.nfe: list[torch.Tensor] = []
+
+    def emit(self, step: int, logits: torch.Tensor, nfe: torch.Tensor) -> bool:
+        rows, live = self.rows, ~self.finished[self.rows]
+        token = torch.full(self.finished.shape, self.pad, dtype=self.dtype, device=self.device)
+        token[rows] = torch.where(live, sample_tokens(logits.float(), self.temperature, self.generator), self.pad)
+        self.tokens.append(token)
+        column = torch.zeros(self.finished.shape, dtype=nfe.dtype, device=self.device)
+        column[rows] = torch.where(live, nfe, 0)
+        self.nfe.append(column)
+        if self.eos.numel():
+            self.finished = self.finished | torch.isin(token, self.eos)
+        return not (self.eos.numel() and bool(self.finished.all()))
+
+    def feed(self) -> torch.Tensor:
+        if not self.decoder.options.static_cache and bool(self.finished[self.rows].any()):  # static: keep every row
+            keep = (~self.finished[self.rows]).nonzero().squeeze(1)
+            self.decoder.retire(keep)
+            self.rows = self.rows[keep]
+        return self.tokens[-1][self.rows]

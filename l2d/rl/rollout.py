@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import torch
 
-from l2d.diffusion.sampling import annealed_temperature, sample_tokens
+from l2d.diffusion.sampling import annealed_temperature
 from l2d.diffusion.solver import ADAPTIVE, fixed_nfe
-from l2d.model.generate import DecodeOptions, Decoder
+from l2d.model.generate import DecodeOptions, Decoder, Sampling, token_loop
 
 
 @dataclass
@@ -72,52 +72,64 @@ def rollout(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, option
         raise ValueError(f"RL rollouts need a fixed-grid solver with x̂ sampled and no guidance; got "
                          f"solver={options.solver}, x1_estimate={options.x1_estimate}, guidance={options.guidance}")
     started = time.perf_counter()
-    batch, device = input_ids.shape[0], input_ids.device
-    actions_per_token = fixed_nfe(options.solver, options.levels) + 1 if diffusion else 1
-    shape = (batch, max_new_tokens, actions_per_token)
-    actions = torch.zeros(shape, dtype=torch.long, device=device)
-    log_probs = torch.zeros(shape, device=device)
-    states = torch.zeros((*shape, model.config.dim), device=device) if diffusion else None
-    times: list[float] = [] if diffusion else [0.0]
-    temperatures: list[float] = [] if diffusion else [temperature]
-    where = {"rows": torch.arange(batch, device=device), "step": 0, "action": 0}
-
-    def record(t: float, x: torch.Tensor, logits: torch.Tensor, tokens: torch.Tensor | None) -> None:
-        rows, step, action = where["rows"], where["step"], where["action"]
-        chosen = temperature if tokens is None else annealed_temperature(options.x1_temperature, t,
-                                                                          options.anneal_x1_temperature)
-        if step == 0 and len(times) < actions_per_token:
-            times.append(t)
-            temperatures.append(float(chosen))
-        states[rows, step, action] = x.float()
-        if tokens is not None:
-            actions[rows, step, action] = tokens
-            log_probs[rows, step, action] = action_log_prob(logits, tokens, float(chosen))
-        where["action"] = action + 1
-
     decoder = Decoder(model, options, None, generator)
-    if diffusion:
-        decoder.diffusion.record = record
-    logits, _ = decoder.start(input_ids, attention_mask, max_new_tokens)
-    tokens = torch.full((batch, max_new_tokens), pad_id, dtype=torch.long, device=device)
-    lengths = torch.full((batch,), max_new_tokens, dtype=torch.long, device=device)
-    stops = torch.tensor(stop_ids, device=device)
-    rows = where["rows"]
-    for step in range(max_new_tokens):
-        emitted = sample_tokens(logits.float(), temperature, generator)
-        tokens[rows, step] = emitted
-        actions[rows, step, -1] = emitted
-        log_probs[rows, step, -1] = action_log_prob(logits, emitted, temperature)
-        stopped = torch.isin(emitted, stops)
-        lengths[rows[stopped]] = step + 1
-        if step == max_new_tokens - 1 or bool(stopped.all()):
-            break
-        if bool(stopped.any()):
-            keep = (~stopped).nonzero().squeeze(1)
-            decoder.retire(keep)
-            rows, emitted = rows[keep], emitted[keep]
-        where.update(rows=rows, step=step + 1, action=0)
-        logits, _ = decoder.advance(emitted)
-    return Rollout(prompt_ids=input_ids, prompt_mask=attention_mask, tokens=tokens, lengths=lengths, actions=actions,
-                   log_probs=log_probs, temperatures=temperatures, times=times, states=states, levels=options.levels
-                   if diffusion else 1, seconds=time.perf_counter() - started)
+    recording = Recording(decoder, input_ids, options, temperature, max_new_tokens, stop_ids, pad_id, generator,
+                          diffusion)
+    token_loop(decoder, input_ids, attention_mask, max_new_tokens, recording)
+    tokens = torch.full((input_ids.shape[0], max_new_tokens), pad_id, dtype=torch.long, device=input_ids.device)
+    tokens[:, :len(recording.tokens)] = torch.stack(recording.tokens, dim=1)
+    return Rollout(prompt_ids=input_ids, prompt_mask=attention_mask, tokens=tokens, lengths=recording.lengths,
+                   actions=recording.actions, log_probs=recording.log_probs, temperatures=recording.temperatures,
+                   times=recording.times, states=recording.states, levels=options.levels if diffusion else 1,
+                   seconds=time.perf_counter() - started)
+
+
+class Recording(Sampling):
+    """generate's choice of tokens (l2d.model.generate.Sampling), every action recorded: each evaluation's state and
+    sampled x̂ token (the decoder's `record`), and each emitted token with its log-probability."""
+
+    def __init__(self, decoder: Decoder, input_ids: torch.Tensor, options: DecodeOptions, temperature: float,
+                 max_new_tokens: int, stop_ids: list[int], pad_id: int, generator: torch.Generator | None,
+                 diffusion: bool):
+        device = input_ids.device
+        super().__init__(decoder, input_ids, temperature, torch.tensor(stop_ids, device=device), pad_id, generator)
+        self.options = options
+        self.actions_per_token = fixed_nfe(options.solver, options.levels) + 1 if diffusion else 1
+        shape = (input_ids.shape[0], max_new_tokens, self.actions_per_token)
+        self.actions = torch.zeros(shape, dtype=torch.long, device=device)
+        self.log_probs = torch.zeros(shape, device=device)
+        self.states = torch.zeros((*shape, decoder.model.config.dim), device=device) if diffusion else None
+        self.lengths = torch.full((input_ids.shape[0],), max_new_tokens, dtype=torch.long, device=device)
+        self.times: list[float] = [] if diffusion else [0.0]
+        self.temperatures: list[float] = [] if diffusion else [temperature]
+        self.step, self.action = 0, 0  # where the next evaluation's action goes
+        if diffusion:
+            decoder.diffusion.record = self.record
+
+    def record(self, t: float, x: torch.Tensor, logits: torch.Tensor, tokens: torch.Tensor | None) -> None:
+        """One evaluation of the chain (TokenDiffusion.record): its state, and its x̂ token (None: the final one)."""
+        options, rows, step, action = self.options, self.rows, self.step, self.action
+        chosen = self.temperature if tokens is None else annealed_temperature(options.x1_temperature, t,
+                                                                               options.anneal_x1_temperature)
+        if step == 0 and len(self.times) < self.actions_per_token:
+            self.times.append(t)
+            self.temperatures.append(float(chosen))
+        self.states[rows, step, action] = x.float()
+        if tokens is not None:
+            self.actions[rows, step, action] = tokens
+            self.log_probs[rows, step, action] = action_log_prob(logits, tokens, float(chosen))
+        self.action = action + 1
+
+    def emit(self, step: int, logits: torch.Tensor, nfe: torch.Tensor) -> bool:
+        going_on = super().emit(step, logits, nfe)
+        rows = self.rows
+        emitted = self.tokens[-1][rows]
+        self.actions[rows, step, -1] = emitted
+        self.log_probs[rows, step, -1] = action_log_prob(logits, emitted, self.temperature)
+        self.lengths[rows[torch.isin(emitted, self.eos)]] = step + 1
+        return going_on
+
+    def feed(self) -> torch.Tensor:
+        fed = super().feed()
+        self.step, self.action = self.step + 1, 0
+        return fed

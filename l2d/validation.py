@@ -30,7 +30,7 @@ from l2d.model.checkpoint import CONFIG_FILE
 from l2d.model.digest import ExportError
 from l2d.model.dtypes import DTYPES
 from l2d.model.finetune import FINETUNE_FILE
-from l2d.model.l2d import GROUP_NAMES
+from l2d.model.groups import checked_multipliers
 from l2d.model.weights import UnreadableWeights
 from l2d.run_lock import RunDirectoryBusy
 from l2d.tasks.code import CodeTask
@@ -89,7 +89,7 @@ def check_train(cfg: DictConfig) -> None:
         diffusion_config(network.config)
     else:
         whole(cfg, "method.network.lora_rank", minimum=0)
-    lr_multipliers(cfg, "module.lr_multipliers", l2d="config" in network)
+    lr_multipliers(cfg, l2d="config" in network)
     existing_file(cfg, "ckpt_path", "a .ckpt file of an earlier run, e.g. its checkpoints/last.ckpt", archive=True)
     export_directory(cfg, "finetuned", (FINETUNE_FILE,), "a lora/full run's export/ directory")
     for i, source in enumerate(cfg.data.get("sources") or []):
@@ -129,7 +129,7 @@ def reinforcement(cfg: DictConfig) -> None:
     if not isinstance(partial_credit, bool):
         raise InputError(f"method.reinforce.partial_credit must be true (the verifier's partial credit as reward) or "
                          f"false (its verdict, 1 or 0), got {partial_credit!r}")
-    lr_multipliers(cfg, "module.lr_multipliers", l2d=l2d)
+    lr_multipliers(cfg, l2d=l2d)
     for key in ("task", "validation"):  # the reward is the task's verifier: it must be a task l2d can score
         spec = OmegaConf.to_container(OmegaConf.select(cfg, f"method.reinforce.{key}"), resolve=True)
         try:
@@ -219,17 +219,14 @@ def number(cfg: DictConfig, key: str, above: float | None = None, minimum: float
         raise InputError(f"{key} must be a number{bound}, got {value!r}")
 
 
-def lr_multipliers(cfg: DictConfig, key: str, l2d: bool) -> None:
-    """{group of the diffusion path: a number >= 0}; only an L2D method has such groups."""
-    value = OmegaConf.select(cfg, key, default=None) or {}
-    if not isinstance(value, Mapping):
-        raise InputError(f"{key} must be a mapping like {{w_d: 0.1}}, got {value!r}")
-    if value and not l2d:
-        raise InputError(f"{key} scales the diffusion path's parameter groups; method={cfg.method.name} has none")
-    for name in value:
-        if name not in GROUP_NAMES:
-            raise InputError(f"{key}.{name}: not a parameter group; allowed: {', '.join(GROUP_NAMES)}")
-        number(cfg, f"{key}.{name}", minimum=0)
+def lr_multipliers(cfg: DictConfig, l2d: bool) -> None:
+    """module.lr_multipliers, as the training modules take it (l2d.model.groups)."""
+    value = OmegaConf.select(cfg, "module.lr_multipliers", default=None)
+    try:
+        checked_multipliers(OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value,
+                            None if l2d else f"method={cfg.method.name}")
+    except ValueError as error:
+        raise InputError(str(error)) from None
 
 
 def _is_whole(value: Any) -> bool:

@@ -13,7 +13,8 @@ from typing import Callable
 import torch
 
 from l2d.lightning.strategies import gradient_norm, whole_trainable
-from l2d.lightning.trainable import TrainableCheckpoints, named_groups, scale_learning_rates
+from l2d.lightning.trainable import TrainableCheckpoints
+from l2d.model.groups import checked_multipliers, optimizer_groups, scale_learning_rates
 from l2d.model.l2d import L2DModel
 from l2d.validation import InputError
 
@@ -52,10 +53,7 @@ class TrainingModule(TrainableCheckpoints):
         self.skipped_steps = 0
         self.stopped_nonfinite = False
         self.is_l2d = isinstance(network, L2DModel)
-        self.lr_multipliers = dict(lr_multipliers or {})
-        if self.lr_multipliers and not self.is_l2d:
-            raise ValueError(f"lr_multipliers {self.lr_multipliers} scale the diffusion path's parameter groups; "
-                             f"{type(network).__name__} has none")
+        self.lr_multipliers = checked_multipliers(lr_multipliers, None if self.is_l2d else type(network).__name__)
 
     # ---- steps -------------------------------------------------------------------------------------
     def forward(self, batch: dict, **overrides):
@@ -146,11 +144,8 @@ class TrainingModule(TrainableCheckpoints):
 
     # ---- optimisation -----------------------------------------------------------------------------
     def parameter_groups(self) -> list:
-        """What the optimizer steps: every trainable parameter, or, with `lr_multipliers`, one named optimizer
-        group per trainable group of the path (`configure_optimizers` scales each group's lr)."""
-        if not self.lr_multipliers:
-            return [p for p in self.parameters() if p.requires_grad]
-        return named_groups(self.network, self.lr_multipliers)
+        """What the optimizer steps (l2d.model.groups: per part of the path with `lr_multipliers`)."""
+        return optimizer_groups(self.network, self.lr_multipliers)
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self.parameter_groups())

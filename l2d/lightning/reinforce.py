@@ -20,8 +20,9 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, IterableDataset
 
-from l2d.lightning.trainable import TrainableCheckpoints, named_groups, scale_learning_rates
+from l2d.lightning.trainable import TrainableCheckpoints
 from l2d.model.generate import DecodeOptions
+from l2d.model.groups import checked_multipliers, optimizer_groups, scale_learning_rates
 from l2d.model.l2d import L2DModel
 from l2d.rl.objective import choose_actions, clipped_surrogate, group_advantages, kl_k3
 from l2d.rl.policy import Scored, chain_log_probs, swapped, token_log_probs
@@ -109,10 +110,7 @@ class ReinforceModule(TrainableCheckpoints):
         self.network, self.tokenizer, self.task, self.validation = network, tokenizer, task, validation
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.is_l2d = isinstance(network, L2DModel)
-        self.lr_multipliers = dict(lr_multipliers or {})
-        if self.lr_multipliers and not self.is_l2d:
-            raise ValueError(f"lr_multipliers {self.lr_multipliers} scale the diffusion path's parameter groups; "
-                             f"{type(network).__name__} has none")
+        self.lr_multipliers = checked_multipliers(lr_multipliers, None if self.is_l2d else type(network).__name__)
         self.levels = [int(n) for n in levels] if self.is_l2d else [1]
         self.validation_levels = [int(n) for n in validation_levels] if self.is_l2d else [1]
         if self.is_l2d and any(n < 2 for n in self.levels):
@@ -269,9 +267,7 @@ class ReinforceModule(TrainableCheckpoints):
 
     # ---- optimisation and checkpoints ----------------------------------------------------------------
     def configure_optimizers(self):
-        parameters = (named_groups(self.network, self.lr_multipliers) if self.lr_multipliers
-                      else [p for _, p in self.network.trainable_named_parameters()])
-        optimizer = self.optimizer_factory(params=parameters)
+        optimizer = self.optimizer_factory(params=optimizer_groups(self.network, self.lr_multipliers))
         scale_learning_rates(optimizer, self.lr_multipliers)
         if self.scheduler_factory is None:
             return optimizer

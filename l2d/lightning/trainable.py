@@ -53,19 +53,3 @@ class TrainableCheckpoints(LightningModule):
             raise ValueError(f"the checkpoint lacks {len(missing)} trainable parameters of this run "
                              f"(e.g. {missing[:3]}): it was made with another method, model or start")
 
-
-def named_groups(network, lr_multipliers: dict[str, float]) -> list[dict]:
-    """One named optimizer group per trainable part of an L2D path (w_d, conditioning, ...), for
-    `scale_learning_rates`; refuses a multiplier that names no group of this path."""
-    groups = network.trainable_groups()
-    unknown = sorted(set(lr_multipliers) - set(groups))
-    if unknown:
-        raise ValueError(f"lr_multipliers names {unknown}: not a trainable group of this path; "
-                         f"its groups are {sorted(groups)}")
-    return [{"params": parameters, "name": name} for name, parameters in groups.items()]
-
-
-def scale_learning_rates(optimizer, lr_multipliers: dict[str, float]) -> None:
-    """Each named group's lr times its multiplier; before any scheduler, which takes each group's lr as its peak."""
-    for group in optimizer.param_groups:
-        group["lr"] *= lr_multipliers.get(group.get("name"), 1.0)

@@ -21,15 +21,10 @@ from l2d.model.config import L2DConfig
 from l2d.model.checkpoint import save_diffusion_path
 from l2d.model.diffusion_path import DiffusionPath, MainPathContext
 from l2d.model.family import get, new_cache, positions_from_mask
+from l2d.model.groups import trainable_groups
 from l2d.model.loss import cross_entropy
 from l2d.model.main_path import CausalLM
 
-# (group, a marker in the parameter's name); what matches none is a full copy of an LM projection.
-PARAMETER_GROUPS = (("w_d", "fusion."), ("modulation", ".modulation."), ("conditioning", "conditioning."),
-                    ("translation", "translation."), ("vocabulary", "vocabulary."), ("lora_A", "lora_A"),
-                    ("lora_B", "lora_B"))
-OTHER_GROUP = "projections"  # full copies of the LM's projections (l2d_full)
-GROUP_NAMES = (*(group for group, _ in PARAMETER_GROUPS), OTHER_GROUP)
 # losses_at scores several t in one diffusion pass up to this many logits (1 GiB in float32): all of a CPU
 # validation batch's t at once, one t per pass for long answers over a large vocabulary.
 LOGITS_PER_PASS = 2**28
@@ -101,12 +96,8 @@ class L2DModel(CausalLM):
         return sum(p.numel() for _, p in self.trainable_named_parameters())
 
     def trainable_groups(self) -> dict[str, list[nn.Parameter]]:
-        """Trainable parameters by the part of the path they belong to (per-group gradient norms)."""
-        groups: dict[str, list[nn.Parameter]] = {}
-        for name, parameter in self.trainable_named_parameters():
-            group = next((group for group, marker in PARAMETER_GROUPS if marker in name), OTHER_GROUP)
-            groups.setdefault(group, []).append(parameter)
-        return groups
+        """Trainable parameters by the part of the path they belong to (l2d.model.groups: w_d, conditioning, ...)."""
+        return trainable_groups(self.trainable_named_parameters())
 
     # ---- the diffusion path at inference ---------------------------------------------------------
     def diffusion_logits(self, x_t, t, class_labels, context: MainPathContext, conditioning=None) -> torch.Tensor:

@@ -14,8 +14,8 @@ import torch
 
 from l2d.lightning.strategies import gradient_norm, whole_trainable
 from l2d.lightning.trainable import TrainableCheckpoints
-from l2d.model.groups import checked_multipliers, optimizer_groups, scale_learning_rates
-from l2d.model.l2d import L2DModel
+from l2d.export import is_l2d
+from l2d.model.groups import checked_multipliers
 from l2d.validation import InputError
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class TrainingModule(TrainableCheckpoints):
         self.nonfinite_in_a_row = 0
         self.skipped_steps = 0
         self.stopped_nonfinite = False
-        self.is_l2d = isinstance(network, L2DModel)
+        self.is_l2d = is_l2d(network)
         self.lr_multipliers = checked_multipliers(lr_multipliers, None if self.is_l2d else type(network).__name__)
 
     # ---- steps -------------------------------------------------------------------------------------
@@ -142,19 +142,7 @@ class TrainingModule(TrainableCheckpoints):
         for i in torch.nonzero(counts).flatten().tolist():
             self.log(f"train/loss_t_bin{i}", sums[i] / counts[i], batch_size=int(counts[i]))
 
-    # ---- optimisation -----------------------------------------------------------------------------
-    def parameter_groups(self) -> list:
-        """What the optimizer steps (l2d.model.groups: per part of the path with `lr_multipliers`)."""
-        return optimizer_groups(self.network, self.lr_multipliers)
-
-    def configure_optimizers(self):
-        optimizer = self.optimizer_factory(params=self.parameter_groups())
-        scale_learning_rates(optimizer, self.lr_multipliers)
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=self.trainer.estimated_stepping_batches)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
+    # ---- optimisation (configure_optimizers: TrainableCheckpoints) ------------------------------
     def on_before_optimizer_step(self, optimizer) -> None:
         # Norms over every process's shard of the gradients under trainer=fsdp (gradient_norm).
         grads = [p.grad for p in self.network.parameters() if p.grad is not None]

@@ -22,8 +22,8 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from l2d.lightning.trainable import TrainableCheckpoints
 from l2d.model.generate import DecodeOptions
-from l2d.model.groups import checked_multipliers, optimizer_groups, scale_learning_rates
-from l2d.model.l2d import L2DModel
+from l2d.export import is_l2d
+from l2d.model.groups import checked_multipliers
 from l2d.rl.objective import choose_actions, clipped_surrogate, group_advantages, kl_k3
 from l2d.rl.policy import Scored, chain_log_probs, swapped, token_log_probs
 from l2d.rl.rollout import Rollout, rollout
@@ -109,7 +109,7 @@ class ReinforceModule(TrainableCheckpoints):
         self.automatic_optimization = False  # several updates per rollout batch, gradient passes in chunks
         self.network, self.tokenizer, self.task, self.validation = network, tokenizer, task, validation
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        self.is_l2d = isinstance(network, L2DModel)
+        self.is_l2d = is_l2d(network)
         self.lr_multipliers = checked_multipliers(lr_multipliers, None if self.is_l2d else type(network).__name__)
         self.levels = [int(n) for n in levels] if self.is_l2d else [1]
         self.validation_levels = [int(n) for n in validation_levels] if self.is_l2d else [1]
@@ -266,13 +266,8 @@ class ReinforceModule(TrainableCheckpoints):
         self.val_correct = {}
 
     # ---- optimisation and checkpoints ----------------------------------------------------------------
-    def configure_optimizers(self):
-        optimizer = self.optimizer_factory(params=optimizer_groups(self.network, self.lr_multipliers))
-        scale_learning_rates(optimizer, self.lr_multipliers)
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=self.rollouts * self.updates)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+    def total_steps(self) -> int:
+        return self.rollouts * self.updates  # manual optimization: Lightning's count knows no updates per batch
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.check_trainable(checkpoint)

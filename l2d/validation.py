@@ -32,6 +32,7 @@ from l2d.model.dtypes import DTYPES
 from l2d.model.finetune import FINETUNE_FILE
 from l2d.model.groups import checked_multipliers
 from l2d.model.weights import UnreadableWeights
+from l2d.research import REMOVED
 from l2d.run_lock import RunDirectoryBusy
 from l2d.tasks.code import CodeTask
 from l2d.tasks.registry import TASKS, get_task
@@ -81,6 +82,7 @@ def check_train(cfg: DictConfig) -> None:
     except ValueError as error:
         raise InputError(str(error)) from None
     allowed_changes(cfg)
+    removed_options(cfg)
     if "reinforce" in cfg.method:
         reinforcement(cfg)
         return
@@ -227,6 +229,14 @@ def lr_multipliers(cfg: DictConfig, l2d: bool) -> None:
                             None if l2d else f"method={cfg.method.name}")
     except ValueError as error:
         raise InputError(str(error)) from None
+
+
+def removed_options(cfg: DictConfig) -> None:
+    """A shorthand of a research option since removed (l2d.research.REMOVED): refused with why, unless off."""
+    for name, why in REMOVED.items():
+        value = OmegaConf.select(cfg, name, default=None)
+        if value:
+            raise InputError(f"{name}={value}: {why}")
 
 
 def _is_whole(value: Any) -> bool:

@@ -12,7 +12,8 @@ temperature 1, 4 completions), paired by python -m l2d.report.compare. One quest
   three_terms   the on_lora match on 3-term 1-digit arithmetic
   drafts        does a path trained on the frozen LM's drafts of the token (drafts=0.5) make steps pay?
   anchor        is the gain of more levels the frozen LM's t = 0 guess? (solver.t_start chosen on validation)
-  chain_states  does a path trained on its own chain's states (chain_states=0.5) make steps pay?   after: anchor
+  chain_states  does a path trained on its own chain's states (chain_states=0.5) make steps pay? (no: the option
+                was removed; the study needs an older commit, which it names)
 
     python -m experiments.smollm2_rl.run STUDY [--runs experiments/runs] [--dry-run] [--rl-steps 60]
 
@@ -30,6 +31,7 @@ from functools import partial
 from pathlib import Path
 
 from experiments.driver import Experiment, Score, main
+from l2d.research import REMOVED
 
 SHORT_ANSWERS = "experiment=short_answers"
 HELD = "module.lr_multipliers={w_d:0,conditioning:0}"  # w_d(t) = t on every channel, as the path started
@@ -411,22 +413,9 @@ def anchor(ex: Experiment, runs: Path, rl_steps: int) -> None:
 
 
 def chain_states(ex: Experiment, runs: Path, rl_steps: int) -> None:
-    """anchor's σ 8 path trained with chain_states=0.5 (half of the slots at the input of one evaluation of the
-    path's own chain), scored as anchor scores it (from 0 and from its τ) and paired with anchor's scorings."""
-    anchored = Experiment(runs / "smollm2_rl_anchor", ex.dry_run)
-    ex.train("sigma8_chain", SHORT_ANSWERS, "sigma=8", "chain_states=0.5")
-    tau = t_start_on_validation(anchored, anchored.out / "sigma8" / "export")  # anchor's τ
-    # Under the paper's protocol levels 8 scored 1.95% (the emitted token sampled from a final distribution spread
-    # over digits, notes.md), so its other paper scorings were left out.
-    scoring = Arms(ex, {"sigma8_chain": [P(8), G(16), G(16, tau), G(8), G(2), G(2, tau)]})
-    scoring.score("sigma8_chain")
-    if not ex.ready(*scoring.scored("sigma8_chain")):
-        return
-    scoring.against("sigma8_chain", G(2))
-    scoring.against("sigma8_chain", G(2, tau))
-    for score in scoring.scores["sigma8_chain"]:  # against the paper's training at the same levels and start
-        ex.compare(anchored.after(anchored.results("sigma8", score)), ex.results("sigma8_chain", score))
-    ex.finish()
+    """anchor's σ 8 path trained with chain_states=0.5, paired with anchor's scorings (notes.md): the option was
+    removed once this study measured it harmful, so the study runs only at the commit l2d.research names."""
+    raise SystemExit(f"error: {REMOVED['chain_states']}")
 
 
 STUDIES = {"rl": (rl, "smollm2_rl"), "rl_sweep": (rl_sweep, "smollm2_rl"), "sigma8": (sigma8, "smollm2_rl_sigma8"),

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from l2d.model.checkpoint import PROBE_TOLERANCE, base_architecture, base_probe, probe_distance
 from l2d.model.config import L2DConfig
+from l2d.research import upgrade
 from l2d.validation import InputError
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ class RunGuard(Callback):
             log.warning("ckpt_path=%s has no run fingerprint (saved before l2d kept one): resuming without checking "
                         "that the model, the method and the data are the same", source)
             return
-        recorded = state["fingerprint"]
+        recorded = upgrade(state["fingerprint"], keep_removed=True)  # runs from before l2d.research: its fields
         changed = [field for field in sorted(set(recorded) | set(self.fingerprint))
                    if differs(field, recorded.get(field), self.fingerprint.get(field))]
         refused = [field for field in changed if not allowed(field, self.allow_change)]

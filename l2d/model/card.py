@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from l2d import research
 from l2d.model.loading import SMOLLM2
 
 CARD_FILE = "README.md"
@@ -172,9 +173,7 @@ def l2d_card(config, trainable_parameters: int, weights_file: str, config_file: 
             ("LoRA rank", "— (full path)" if config.full_path else config.lora_rank),
             ("start", f"`{config.start}`"), ("timestep sampling", f"`{config.timestep_sampling}`"),
             ("guidance classes", classes),
-            *([("drafts", f"{config.drafts:g} of training x_t showed the LM's own draft")] if config.drafts else []),
-            *([("chain states", f"{config.chain_states:g} of training (x_t, t) were states of the path's own chain "
-                                f"(levels {', '.join(map(str, config.chain_levels))})")] if config.chain_states else []),
+            *research.card_rows(config.research),
             ("trainable parameters", f"{trainable_parameters:,}"),
             *reinforcement_rows(config.reinforced), *training_rows(training)]
     guidance = " guidance=1.5" if config.num_classes else ""

@@ -1,8 +1,16 @@
-"""L2DModel: a frozen causal LM (the main path) plus a trainable diffusion path.
+"""L2DModel: a frozen causal LM (the main path) plus a trainable diffusion path, and the paper's training step
+(Algorithm 1 with the cross-entropy rectified-flow loss). Decoding is l2d/model/generate.py.
 
-Training: the main path runs once without gradient; every supervised position k draws its own
-t and x0, its diffusion token x_t carries the next token y = x^{k+1}, and all positions go
-through the diffusion path in one parallel pass. The loss is plain cross-entropy on y.
+For a sequence c = x^{0..T-1}, every supervised position k predicts its next token y = x^{k+1} in one parallel pass:
+  1. the main path runs once, without gradient: final hidden states h_main and each layer's keys and values;
+  2. the supervised positions are gathered into slots; each draws its own t (`uniform` or `cosmap`) and noise
+     x0 ~ N(0, σ² I) of width d̄;
+  3. x_t = t · V_y + (1 − t) · x0, with V_y = sqrt(d̄) · W_v E_y / ||W_v E_y|| the diffusion vocabulary;
+  4. the diffusion path f_d(x_t, t, c) cross-attends to the main path's keys and values of positions ≤ k;
+  5. fusion after the last block, h = h_main + w_d(t) ⊙ h_diff, then the LM's final norm and head; w_d(0) = 0, so
+     at t = 0 the model is exactly the base LM;
+  6. the loss is plain cross-entropy, L = −E[log softmax(logits)_y], over every slot at once.
+Research options (l2d/research), none by default, change step 3's (x_t, t) in training only.
 """
 
 from __future__ import annotations
@@ -12,13 +20,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from l2d import research
 from l2d.data.chat import IGNORE_INDEX, next_token_labels
 from l2d.diffusion.guidance import NULL_CLASS
-from l2d.diffusion.path import add_noise, sample_timesteps, velocity as flow_velocity
-from l2d.diffusion.sampling import sample_tokens
-from l2d.diffusion.solver import integrate_fixed, time_grid
-from l2d.model.config import L2DConfig
+from l2d.diffusion.path import add_noise, sample_timesteps
 from l2d.model.checkpoint import save_diffusion_path
+from l2d.model.config import L2DConfig
 from l2d.model.diffusion_path import DiffusionPath, MainPathContext
 from l2d.model.family import get, new_cache, positions_from_mask
 from l2d.model.groups import trainable_groups
@@ -33,7 +40,7 @@ LOGITS_PER_PASS = 2**28
 @dataclass
 class Slots:
     """The positions one training pass predicts, gathered to the front of each row: index (B, S) input
-    position of each slot, valid (B, S), targets (B, S) the next token (-100 where none), classes
+    position of each slot, valid (B, S), targets (B, S) the next token y (-100 where none), classes
     (B, S) guidance class or None, and the main path's context for them."""
 
     index: torch.Tensor
@@ -81,35 +88,11 @@ class L2DModel(CausalLM):
         like = get(base, self.family.embed_tokens).weight
         self.diffusion = DiffusionPath(base, self.family, self.config).to(device=like.device, dtype=like.dtype)
 
-    # ---- bookkeeping -------------------------------------------------------------------------
     @property
     def num_classes(self) -> int:
         return self.config.num_classes
 
-    def trainable_named_parameters(self):
-        """The diffusion path's own parameters (not the LM weights it shares). The LM's are looked up at each call:
-        sharding (trainer=fsdp) replaces every parameter object."""
-        shared = {id(p) for p in self.base.parameters()}
-        return [(n, p) for n, p in self.diffusion.named_parameters() if id(p) not in shared]
-
-    def num_trainable_parameters(self) -> int:
-        return sum(p.numel() for _, p in self.trainable_named_parameters())
-
-    def trainable_groups(self) -> dict[str, list[nn.Parameter]]:
-        """Trainable parameters by the part of the path they belong to (l2d.model.groups: w_d, conditioning, ...)."""
-        return trainable_groups(self.trainable_named_parameters())
-
-    # ---- the diffusion path at inference ---------------------------------------------------------
-    def diffusion_logits(self, x_t, t, class_labels, context: MainPathContext, conditioning=None) -> torch.Tensor:
-        """Logits (B, Q, V) of the fused model at Q query slots; `conditioning` may be precomputed."""
-        conditioning = conditioning or self.diffusion.condition(t, class_labels)
-        return self.lm_logits(self.diffusion(x_t, t, conditioning, context))
-
-    def diffusion_table(self) -> torch.Tensor:
-        """The whole diffusion vocabulary V (vocab, d̄) in float32, for x̂ at inference."""
-        return self.diffusion.vocabulary(get(self.base, self.family.embed_tokens).weight)
-
-    # ---- training forward ----------------------------------------------------------------------
+    # ---- the training step (Algorithm 1) -------------------------------------------------------
     def forward(self, input_ids, attention_mask=None, labels=None, timesteps=None, class_labels=None,
                 generator: torch.Generator | None = None) -> L2DOutput:
         """One parallel pass over every supervised position (label != -100; labels aligned with
@@ -117,10 +100,93 @@ class L2DModel(CausalLM):
         carries the next input token (the last position, which has none, is held at t = 0).
         `timesteps` (a float, (B,) or (B, T) aligned with input positions) overrides sampling.
         `generator` draws t, x0 and class dropout (the global stream when None)."""
-        slots = self.supervised_slots(input_ids, attention_mask, labels, class_labels)
+        slots = self.supervised_slots(input_ids, attention_mask, labels, class_labels)  # steps 1-2
         t = self._slot_timesteps(timesteps, *input_ids.shape, slots.index, slots.valid, generator)
-        return self.diffusion_pass(slots, t, labels is not None, generator=generator)
+        return self.diffusion_pass(slots, t, labels is not None, generator=generator)  # steps 2-6
 
+    def supervised_slots(self, input_ids, attention_mask, labels, class_labels) -> Slots:
+        """Step 1: run the frozen main path once; step 2: gather the positions the diffusion path predicts."""
+        attention_mask = self.check_inputs(input_ids, attention_mask)
+        batch, length = input_ids.shape
+        class_labels = self.check_class_labels(class_labels, batch)
+        position_ids = positions_from_mask(attention_mask)
+        with torch.no_grad():
+            cache = new_cache(self.base)
+            hidden = self.run_main_path(input_ids, attention_mask, position_ids, cache)  # h_main (B, T, d)
+
+        if labels is not None:
+            next_tokens = next_token_labels(labels)
+            supervised = next_tokens != IGNORE_INDEX
+            if not supervised.any():
+                raise ValueError("labels have no supervised position (every label is -100)")
+        else:
+            next_tokens = next_token_labels(input_ids)
+            supervised = attention_mask.bool()
+        # Gather supervised positions to the front of each row: (B, S) slots, S = most per row.
+        index = torch.arange(length, device=input_ids.device)
+        slots = torch.where(supervised, index, index + length).argsort(dim=1)[:, : int(supervised.sum(1).max())]
+        slot_classes = None
+        if self.config.num_classes > 0:  # each slot carries its row's class g_j (the null class g_0 when none)
+            row_classes = class_labels if class_labels is not None else torch.full((batch,), NULL_CLASS,
+                                                                                   device=input_ids.device)
+            slot_classes = row_classes.unsqueeze(1).expand_as(slots)
+        slot_hidden = hidden.gather(1, slots.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+        context = self.context(cache, len(self.diffusion.blocks), slot_hidden, input_ids.gather(1, slots), slots,
+                               position_ids.gather(1, slots), attention_mask)
+        return Slots(index=slots, valid=supervised.gather(1, slots), targets=next_tokens.gather(1, slots),
+                     classes=slot_classes, context=context)
+
+    def diffusion_pass(self, slots: Slots, t: torch.Tensor, supervised: bool, x0=None,
+                       generator: torch.Generator | None = None) -> L2DOutput:
+        """Steps 3-6 for the slots at their times t (B, S): corrupt each target y (x0 ~ N(0, σ² I) unless given),
+        run the path, fuse, and score y by cross-entropy when `supervised`."""
+        t = torch.where(slots.targets == IGNORE_INDEX, torch.zeros_like(t), t)  # a slot without y stays at t = 0
+        classes = self.dropped_classes(slots.classes, generator)
+        noisy = add_noise(self.vocabulary(slots.targets.clamp_min(0)), t, self.config.sigma,  # x_t = t V_y + (1-t) x0
+                          generator=generator, x0=x0)
+        if supervised and self.training:
+            noisy = research.apply(self.config.research, self, slots, noisy, generator)  # none: the paper's
+        logits = self.diffusion_logits(noisy.x_t, noisy.t, classes, slots.context)  # h_main + w_d(t) ⊙ h_diff
+        token_losses = cross_entropy(logits, slots.targets, IGNORE_INDEX) if supervised else None  # −log p(y)
+        return self.output(slots, logits, noisy.t, token_losses)
+
+    def vocabulary(self, tokens: torch.Tensor) -> torch.Tensor:
+        """V_y (..., d̄) of tokens y (...): the diffusion vocabulary over the LM's frozen input embeddings E_y."""
+        return self.diffusion.vocabulary(get(self.base, self.family.embed_tokens)(tokens))
+
+    def diffusion_logits(self, x_t, t, class_labels, context: MainPathContext, conditioning=None) -> torch.Tensor:
+        """Steps 4-5: logits (B, Q, V) of the fused model at Q query slots; `conditioning` may be precomputed."""
+        conditioning = conditioning or self.diffusion.condition(t, class_labels)
+        return self.lm_logits(self.diffusion(x_t, t, conditioning, context))
+
+    def dropped_classes(self, classes: torch.Tensor | None, generator=None) -> torch.Tensor | None:
+        """Guidance in training: each slot's class g_j replaced by the null class g_0 with probability p."""
+        if classes is None or not self.training or self.config.class_dropout == 0:
+            return classes
+        dropped = torch.rand(classes.shape, device=classes.device, generator=generator) < self.config.class_dropout
+        return torch.where(dropped, NULL_CLASS, classes)
+
+    def _slot_timesteps(self, timesteps, batch, length, slots, valid, generator=None) -> torch.Tensor:
+        """Each slot's t: drawn (`timestep_sampling`), or the given float, (B,) or (B, T) at the slots' positions."""
+        if timesteps is None:
+            return sample_timesteps(slots.shape, self.config.timestep_sampling, device=slots.device,
+                                    generator=generator)
+        t = torch.as_tensor(timesteps, dtype=torch.float32, device=slots.device)
+        if t.dim() == 1:
+            t = t.unsqueeze(1)
+        if t.dim() > 2 or (t.dim() == 2 and (t.shape[0] not in (1, batch) or t.shape[1] not in (1, length))):
+            raise ValueError(f"timesteps must be a float, (batch,) or (batch, length); got shape {tuple(t.shape)}")
+        if (t < 0).any() or (t > 1).any():
+            raise ValueError("timesteps must lie in [0, 1]")
+        return t.expand(batch, length).gather(1, slots)
+
+    @staticmethod
+    def output(slots: Slots, logits, t, token_losses) -> L2DOutput:
+        loss = token_losses.sum() / slots.valid.sum() if token_losses is not None else None
+        return L2DOutput(loss=loss, logits=logits, positions=slots.index, valid=slots.valid, timesteps=t,
+                         token_losses=token_losses)
+
+    # ---- the loss against t (validation) -------------------------------------------------------
     @torch.no_grad()
     def losses_at(self, input_ids, attention_mask=None, labels=None, timesteps=(0.0, 1.0), class_labels=None,
                   generator: torch.Generator | None = None, sampled: bool = False) -> list[L2DOutput]:
@@ -148,127 +214,24 @@ class L2DModel(CausalLM):
                             out.token_losses.chunk(count) if out.token_losses is not None else [None] * count)]
         return outputs
 
-    @staticmethod
-    def output(slots: "Slots", logits, t, token_losses) -> L2DOutput:
-        loss = token_losses.sum() / slots.valid.sum() if token_losses is not None else None
-        return L2DOutput(loss=loss, logits=logits, positions=slots.index, valid=slots.valid, timesteps=t,
-                         token_losses=token_losses)
+    # ---- inference and bookkeeping ---------------------------------------------------------------
+    def diffusion_table(self) -> torch.Tensor:
+        """The whole diffusion vocabulary V (vocab, d̄) in float32, for x̂ at inference."""
+        return self.diffusion.vocabulary(get(self.base, self.family.embed_tokens).weight)
 
-    def supervised_slots(self, input_ids, attention_mask, labels, class_labels) -> "Slots":
-        """Run the frozen main path once and gather the positions the diffusion path predicts."""
-        attention_mask = self.check_inputs(input_ids, attention_mask)
-        batch, length = input_ids.shape
-        class_labels = self.check_class_labels(class_labels, batch)
-        position_ids = positions_from_mask(attention_mask)
-        with torch.no_grad():
-            cache = new_cache(self.base)
-            hidden = self.run_main_path(input_ids, attention_mask, position_ids, cache)
+    def trainable_named_parameters(self):
+        """The diffusion path's own parameters (not the LM weights it shares). The LM's are looked up at each call:
+        sharding (trainer=fsdp) replaces every parameter object."""
+        shared = {id(p) for p in self.base.parameters()}
+        return [(n, p) for n, p in self.diffusion.named_parameters() if id(p) not in shared]
 
-        if labels is not None:
-            next_tokens = next_token_labels(labels)
-            supervised = next_tokens != IGNORE_INDEX
-            if not supervised.any():
-                raise ValueError("labels have no supervised position (every label is -100)")
-        else:
-            next_tokens = next_token_labels(input_ids)
-            supervised = attention_mask.bool()
-        # Gather supervised positions to the front of each row: (B, S) slots, S = most per row.
-        index = torch.arange(length, device=input_ids.device)
-        slots = torch.where(supervised, index, index + length).argsort(dim=1)[:, : int(supervised.sum(1).max())]
-        slot_classes = None
-        if self.config.num_classes > 0:
-            slot_classes = (class_labels if class_labels is not None
-                            else torch.full((batch,), NULL_CLASS, device=input_ids.device)).unsqueeze(1).expand_as(slots)
-        slot_hidden = hidden.gather(1, slots.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
-        context = self.context(cache, len(self.diffusion.blocks), slot_hidden, input_ids.gather(1, slots), slots,
-                               position_ids.gather(1, slots), attention_mask)
-        return Slots(index=slots, valid=supervised.gather(1, slots), targets=next_tokens.gather(1, slots),
-                     classes=slot_classes, context=context)
+    def num_trainable_parameters(self) -> int:
+        return sum(p.numel() for _, p in self.trainable_named_parameters())
 
-    def diffusion_pass(self, slots: "Slots", t: torch.Tensor, supervised: bool, x0=None,
-                       generator: torch.Generator | None = None) -> L2DOutput:
-        """Corrupt each slot's target at its time t (x0 ~ N(0, sigma^2 I) unless given) and predict it."""
-        targets = slots.targets
-        t = torch.where(targets == IGNORE_INDEX, torch.zeros_like(t), t)
-        slot_classes = slots.classes
-        if slot_classes is not None and self.training and self.config.class_dropout > 0:
-            dropped = torch.rand(slot_classes.shape, device=slot_classes.device, generator=generator) \
-                < self.config.class_dropout
-            slot_classes = torch.where(dropped, NULL_CLASS, slot_classes)
+    def trainable_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Trainable parameters by the part of the path they belong to (l2d.model.groups: w_d, conditioning, ...)."""
+        return trainable_groups(self.trainable_named_parameters())
 
-        embed = get(self.base, self.family.embed_tokens)
-        shown = targets.clamp_min(0)
-        if supervised and self.training and self.config.drafts > 0:
-            shown = self.drafted(shown, slots.context, generator)
-        x1 = self.diffusion.vocabulary(embed(shown))
-        x_t = add_noise(x1, t, self.config.sigma, generator=generator, x0=x0).x_t
-        if supervised and self.training and self.config.chain_states > 0:
-            x_t, t = self.chain_states(slots, x_t, t, generator)
-        logits = self.diffusion_logits(x_t, t, slot_classes, slots.context)
-
-        token_losses = None
-        if supervised:
-            token_losses = cross_entropy(logits, targets, IGNORE_INDEX)  # no float32 copy of the logits
-        return self.output(slots, logits, t, token_losses)
-
-    @torch.no_grad()
-    def drafted(self, tokens: torch.Tensor, context: MainPathContext, generator=None) -> torch.Tensor:
-        """`tokens` (B, S) with each replaced, with probability `drafts`, by a token sampled from the frozen
-        LM's next-token distribution at its slot (what the chain's t = 0 evaluation proposes)."""
-        chosen = torch.rand(tokens.shape, device=tokens.device, generator=generator) < self.config.drafts
-        drafted = tokens.clone()
-        # the LM head only at the chosen slots: a (slots x vocabulary) projection is the cost of a draft
-        drafted[chosen] = sample_tokens(self.lm_logits(context.hidden[chosen]), 1.0, generator)
-        return drafted
-
-    @torch.no_grad()
-    def chain_states(self, slots: "Slots", x_t: torch.Tensor, t: torch.Tensor, generator=None):
-        """(x_t, t) with each supervised slot's pair replaced, with probability `chain_states`, by the input of
-        one evaluation of the path's own decoding chain: midpoint from noise at t = 0 to t = 1 over a level count
-        drawn from `chain_levels`, x̂ the most likely token (as both scoring protocols decode), one of the chain's
-        evaluations at t > 0 picked at random per slot. There x_t carries the chain's own earlier guesses, right or
-        wrong, as at inference, instead of the forward process's noisy target."""
-        shape, device = slots.index.shape, slots.index.device
-        choices = self.config.chain_levels
-        levels = choices[int(torch.randint(len(choices), (), generator=generator, device=device))]
-        table = self.diffusion_table()
-        times, states = [], []
-
-        def chain_velocity(time: float, x: torch.Tensor) -> torch.Tensor:
-            t_slots = torch.full(shape, time, device=device)
-            if time == 0.0:  # the fused model is the frozen LM at t = 0 (w_d(0) = 0): its head alone
-                logits = self.lm_logits(slots.context.hidden)
-            else:
-                times.append(time)
-                states.append(x)
-                logits = self.diffusion_logits(x, t_slots, slots.classes, slots.context)
-            return flow_velocity(table[logits.argmax(dim=-1)], x, t_slots)
-
-        x = torch.randn((*shape, self.config.dim), device=device, generator=generator) * self.config.sigma
-        x = integrate_fixed(chain_velocity, x, "midpoint", time_grid(levels, 1.0))
-        times.append(1.0)  # the final evaluation's input
-        states.append(x)
-        pick = torch.randint(len(states), shape, device=device, generator=generator)
-        chain_x = torch.stack(states).gather(0, pick[None, ..., None].expand(1, *x.shape))[0]
-        chain_t = torch.tensor(times, device=device)[pick]
-        chosen = (torch.rand(shape, device=device, generator=generator) < self.config.chain_states) \
-            & (slots.targets != IGNORE_INDEX)
-        return torch.where(chosen.unsqueeze(-1), chain_x.to(x_t.dtype), x_t), torch.where(chosen, chain_t, t)
-
-    def _slot_timesteps(self, timesteps, batch, length, slots, valid, generator=None) -> torch.Tensor:
-        if timesteps is None:
-            return sample_timesteps(slots.shape, self.config.timestep_sampling, device=slots.device,
-                                    generator=generator)
-        t = torch.as_tensor(timesteps, dtype=torch.float32, device=slots.device)
-        if t.dim() == 1:
-            t = t.unsqueeze(1)
-        if t.dim() > 2 or (t.dim() == 2 and t.shape[0] not in (1, batch)) or (t.dim() == 2 and t.shape[1] not in (1, length)):
-            raise ValueError(f"timesteps must be a float, (batch,) or (batch, length); got shape {tuple(t.shape)}")
-        if (t < 0).any() or (t > 1).any():
-            raise ValueError("timesteps must lie in [0, 1]")
-        return t.expand(batch, length).gather(1, slots)
-
-    # ---- persistence ---------------------------------------------------------------------------
     def save_pretrained(self, directory, training=None) -> None:
         """Write only the diffusion path (safetensors), a JSON config naming the base model, and a model
         card (README.md) in the Hugging Face hub's layout; `training` (l2d.model.card.TrainingRecord)

@@ -69,6 +69,8 @@ TRAIN = [
     (["seed=abc"], "seed must be an integer, got 'abc'"),
     (["trainer.max_steps=-5"], "trainer.max_steps must be an integer >= -1, got -5"),
     (["method=lora", "lora_rank=-1"], "method.network.lora_rank must be an integer >= 0, got -1"),
+    (["drafts=1.5"], r"drafts must be a probability in \[0, 1\], got 1.5"),
+    (["chain_states=0.5"], r"chain_states=0.5: chain_states .* was removed: measured harmful.* needs l2d at commit"),
     (["module.lr_multipliers={{w_head:0.1}}"], "module.lr_multipliers.w_head: not a parameter group; allowed: w_d, "),
     (["module.lr_multipliers={{w_d:-1}}"], "module.lr_multipliers.w_d must be a number >= 0, got -1"),
     (["method=lora", "module.lr_multipliers={{w_d:0.1}}"], "module.lr_multipliers scales the diffusion path's "

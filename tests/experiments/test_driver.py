@@ -118,7 +118,14 @@ def test_the_start_t_is_the_best_on_validation_and_the_earliest_on_a_tie(tmp_pat
 STUDIES = [("smollm2_short_answers", "arms"), ("smollm2_short_answers", "sweep"), ("smollm2_gsm8k", "gpu"),
            ("smollm2_gsm8k", "cpu"), ("baselines", "base"),
            *(("smollm2_rl", study) for study in ("rl", "rl_sweep", "sigma8", "on_lora", "three_terms", "drafts",
-                                                 "anchor", "chain_states"))]
+                                                 "anchor"))]
+
+
+def test_the_study_of_a_removed_option_names_the_commit_it_needs(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "experiments.smollm2_rl.run", "chain_states", "--dry-run", "--runs",
+                           str(tmp_path)], capture_output=True, text=True, cwd=Path(__file__).parents[2])
+    assert done.returncode == 1 and not done.stdout and not any(tmp_path.iterdir())
+    assert done.stderr.count("\n") == 1 and "was removed" in done.stderr and "needs l2d at commit" in done.stderr
 
 
 @pytest.mark.parametrize("experiment, study", STUDIES)

@@ -69,6 +69,25 @@ def test_a_checkpoint_without_a_fingerprint_resumes_with_a_warning(run_dir, tiny
     assert metrics["global_step"] == 4 and "has no run fingerprint" in caplog.text
 
 
+@pytest.mark.parametrize("chain_states", [0.0, 0.5])
+def test_a_checkpoint_from_before_research_options_resumes_unless_it_trained_a_removed_one(chain_states, run_dir,
+                                                                                           tiny_train):
+    """Fingerprints written before l2d.research held `drafts`, `chain_states` and `chain_levels` at the top level:
+    read as research options, the paper's training resumes, and a run that trained chain states (removed) does not."""
+    path = run_dir / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(path, weights_only=False)
+    fingerprint = checkpoint["callbacks"][RunGuard.__qualname__]["fingerprint"]
+    assert fingerprint.pop("research") == {}
+    fingerprint.update(drafts=0.0, chain_states=chain_states, chain_levels=[2, 4, 8])
+    torch.save(checkpoint, path)
+    resume = tiny_train(f"ckpt_path={path}", "trainer.max_steps=4", output_dir=run_dir)
+    if chain_states:
+        with pytest.raises(InputError, match=r"is another run: research \{'chain_states': 0.5\} there, \{\} here"):
+            train(resume)
+    else:
+        assert train(resume)["global_step"] == 4
+
+
 def test_a_resume_with_nothing_to_train_says_which_limit(run_dir, tiny_train):
     with pytest.raises(InputError, match=r"is at step 3 and trainer.max_steps=3: nothing to train; raise "
                                          r"trainer.max_steps"):

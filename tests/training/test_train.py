@@ -174,16 +174,16 @@ def test_lr_multipliers_train_each_group_at_its_own_rate(tiny_train, monkeypatch
     assert moved["translation"] and moved["lora_B"] and moved["modulation"]
 
 
-@pytest.mark.parametrize("field, row", [("drafts", "| drafts | 0.5 of training x_t"),
-                                        ("chain_states", "| chain states | 0.5 of training (x_t, t)")])
-def test_training_extensions_reach_the_training_step_and_the_export(field, row, tiny_train, tmp_path):
-    """`drafts` and `chain_states` go from the command line to the path's training forward (the same seed trains
-    differently) and are recorded in the export's config and card."""
+def test_a_research_option_reaches_the_training_step_and_the_export(tiny_train, tmp_path):
+    """`drafts=0.5` (l2d.research) goes from the command line to the path's training forward (the same seed trains
+    differently) and is recorded in the export's config and card."""
+    row = "| drafts | 0.5 of training x_t"
     paper = train(tiny_train("seed=0", output_dir=tmp_path / "paper"))
-    extended = train(tiny_train("seed=0", f"{field}=0.5", output_dir=tmp_path / field))
+    extended = train(tiny_train("seed=0", "drafts=0.5", output_dir=tmp_path / "drafts"))
     assert extended["train/loss"] != paper["train/loss"]
-    assert getattr(L2DModel.from_pretrained(tmp_path / field / "export").config, field) == 0.5
-    assert row in (tmp_path / field / "export" / "README.md").read_text()
+    assert L2DModel.from_pretrained(tmp_path / "drafts" / "export").config.research == {"drafts": 0.5}
+    assert L2DModel.from_pretrained(tmp_path / "paper" / "export").config.research == {}
+    assert row in (tmp_path / "drafts" / "export" / "README.md").read_text()
     assert row.split(" 0.5")[0] not in (tmp_path / "paper" / "export" / "README.md").read_text()
 
 

@@ -29,6 +29,7 @@ from torch import nn
 
 from l2d.config import config_dir, register_resolvers
 from l2d.data.chat import IGNORE_INDEX, next_token_labels
+from l2d.export import is_l2d
 from l2d.files import write_atomically
 from l2d.model.config import L2DConfig
 from l2d.model.dtypes import resolve_dtype
@@ -145,7 +146,7 @@ def training_flops(network, tokens: int, supervised: int) -> int:
     """Model FLOPs of one step: the weights' matrix products (attention scores left out, a few % at 2,048 tokens).
     L2D: the frozen main path forward only, at every token; the diffusion path and the LM head at the supervised
     slots. LoRA / full: the decoder at every token, the head at supervised positions (Finetune's forward)."""
-    if isinstance(network, L2DModel):
+    if is_l2d(network):
         head = get(network.base, network.family.lm_head)
         return (linear_flops(get(network.base, network.family.decoder), 2) * tokens
                 + (linear_flops(network.diffusion, 4) + linear_flops(head, 4)) * supervised)

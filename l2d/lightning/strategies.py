@@ -29,6 +29,7 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_
 from torch.distributed.fsdp import FSDPModule, fully_shard, register_fsdp_forward_method
 from torch.distributed.tensor import DTensor
 
+from l2d.export import is_l2d
 from l2d.model.family import get
 
 
@@ -71,7 +72,7 @@ def language_model(network: nn.Module) -> nn.Module:
 def units(network: nn.Module) -> list[list[nn.Module]]:
     """The sharding units below the root: each decoder layer with the diffusion block that calls its modules."""
     layers = list(get(language_model(network), network.family.layers))
-    blocks = list(network.diffusion.blocks) if hasattr(network, "diffusion") else []
+    blocks = list(network.diffusion.blocks) if is_l2d(network) else []
     return [[layer, blocks[i]] if blocks else [layer] for i, layer in enumerate(layers)]
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from l2d.diffusion.solver import ADAPTIVE
+from l2d.export import is_l2d
 from l2d.tasks.protocol import PAPER_TEMPERATURE, protocol_name
 from l2d.tasks.registry import TASKS
 from l2d.tasks.summary import problem_score
@@ -87,7 +88,7 @@ class TrainingRun:
 
     @property
     def is_l2d(self) -> bool:
-        return self.method.startswith("l2d")
+        return is_l2d(self.method)
 
     def loss_at_t(self) -> dict[float, float]:
         """The last validation loss at each fixed t (`val/loss_at_t<t>`, the same positions and noise at

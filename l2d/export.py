@@ -30,6 +30,7 @@ from l2d.model.finetune import FINETUNE_FILE, finetuned_base, read_finetune_info
 from l2d.model.l2d import L2DModel
 from l2d.model.loading import load_base_model
 from l2d.model.main_path import CausalLM
+from l2d.model.origin import origin_of
 from l2d.model.weights import load_weights
 from l2d.validation import InputError
 
@@ -171,7 +172,7 @@ def load(checkpoint: str | Path | None, dtype: torch.dtype, base_model: str | No
     `base_model` replaces the base the export records (e.g. a local copy of it)."""
     if checkpoint is None:
         base, tokenizer = instantiate(model, dtype=dtype)
-        return CausalLM(base), tokenizer, {"method": "base", "base_model": base.config.l2d_name_or_path,
+        return CausalLM(base), tokenizer, {"method": "base", "base_model": origin_of(base).name,
                                            "trainable_parameters": None}
     path = Path(checkpoint)
     if path.suffix == CHECKPOINT_SUFFIX and path.is_file():

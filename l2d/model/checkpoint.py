@@ -18,6 +18,7 @@ from l2d.files import atomic_directory
 from l2d.model.card import TrainingRecord, card_and_record, l2d_card
 from l2d.model.digest import (DIGEST_FILE, DIGEST_VERSION, ExportError, refuse, verify_export, write_digest,
                               written_with_digest)
+from l2d.model.origin import origin_of
 
 WEIGHTS_FILE = "diffusion_path.safetensors"
 CONFIG_FILE = "l2d_config.json"
@@ -88,7 +89,7 @@ def read_meta(directory) -> dict:
 
 def check_base(meta: dict, base, directory) -> None:
     chain = meta["config"].get("finetuned")
-    given = getattr(base.config, "l2d_finetuned", None)
+    given = origin_of(base).finetuned
     if (chain or {}).get("sha256") != (given or {}).get("sha256"):
         def describe(record):
             return f"finetuned from {record['path']}" if record else "without finetuning"

@@ -17,6 +17,7 @@ from l2d.files import atomic_directory
 from l2d.model.card import TrainingRecord, card_and_record, finetune_card
 from l2d.model.digest import DIGEST_FILE, DIGEST_VERSION, verify_export, write_digest, written_with_digest
 from l2d.model.family import family_of, get
+from l2d.model.origin import origin_of, set_origin
 from l2d.model.weights import check_weights
 
 # peft (0.21) still reads `model.is_gradient_checkpointing`, which transformers (5.24) has deprecated: theirs to
@@ -39,8 +40,8 @@ class Finetune(nn.Module):
         if lora_rank < 0:
             raise ValueError(f"lora_rank must be >= 0 (0 = full finetuning), got {lora_rank}")
         self.family = family_of(base)  # where the decoder and the LM head live
-        self.base_name = getattr(base.config, "l2d_name_or_path", None) or base.config._name_or_path
-        self.finetuned = getattr(base.config, "l2d_finetuned", None)  # this run continues a finetuned model
+        origin = origin_of(base)
+        self.base_name, self.finetuned = origin.name, origin.finetuned  # finetuned: it continues a finetuned model
         self.reinforced: dict | None = None  # set by RL (l2d.rl), recorded in the export
         if init is not None:
             self.model, lora_rank = trainable_export(base, Path(init))
@@ -134,8 +135,8 @@ def trainable_export(base: nn.Module, directory: Path) -> tuple[nn.Module, int]:
     """(model, LoRA rank) of a lora/full export made on `base`, to train on: its peft adapter left trainable
     on `base` (rank > 0), or its full weights (rank 0)."""
     info = read_finetune_info(directory)
-    name = getattr(base.config, "l2d_name_or_path", None) or base.config._name_or_path
-    if info.get("base_model") != name or info.get("finetuned") != getattr(base.config, "l2d_finetuned", None):
+    name, finetuned = origin_of(base).name, origin_of(base).finetuned
+    if info.get("base_model") != name or info.get("finetuned") != finetuned:
         raise ValueError(f"{directory} was trained on {info.get('base_model')!r}"
                          f"{' finetuned from ' + info['finetuned']['path'] if info.get('finetuned') else ''}; "
                          f"the base given is {name!r}")
@@ -165,8 +166,8 @@ def load_finetuned(directory, base: nn.Module) -> nn.Module:
 
 def finetuned_base(base: nn.Module, directory, expected: dict | None = None) -> nn.Module:
     """`base` with a lora/full export applied: the frozen LM for L2D trained on a finetuned model
-    (the paper's "L2D from LoRA ft."). The chain is recorded on the model's config, so an L2D export
-    made on it can be rebuilt, and refused when its parts no longer match.
+    (the paper's "L2D from LoRA ft."). The chain is the model's origin (l2d.model.origin), which an export made on
+    it records, so that it can be rebuilt, and refused when its parts no longer match.
 
     expected: the chain an L2D checkpoint recorded ({"path", "method", "base_model", "sha256"}).
     """
@@ -174,7 +175,7 @@ def finetuned_base(base: nn.Module, directory, expected: dict | None = None) -> 
     info = read_finetune_info(directory)
     if info.get("finetuned"):  # itself trained on a finetuned model: apply that first
         base = finetuned_base(base, info["finetuned"]["path"], expected=info["finetuned"])
-    name = getattr(base.config, "l2d_name_or_path", None) or base.config._name_or_path
+    name = origin_of(base).name
     if info.get("base_model") != name:
         raise ValueError(f"model.finetuned={directory} was trained on base {info.get('base_model')!r}, "
                          f"but the base model given is {name!r}; set model.name_or_path to its base")
@@ -184,7 +185,4 @@ def finetuned_base(base: nn.Module, directory, expected: dict | None = None) -> 
         raise ValueError(f"the finetuned model {directory} differs from the one this L2D checkpoint was trained on "
                          f"(weights sha256 {chain['sha256'][:12]}..., recorded {expected['sha256'][:12]}...); "
                          f"retrain the L2D path or restore that export")
-    model = load_finetuned(directory, base)
-    model.config.l2d_name_or_path = name
-    model.config.l2d_finetuned = chain
-    return model
+    return set_origin(load_finetuned(directory, base), name, chain)

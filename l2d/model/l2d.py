@@ -31,6 +31,7 @@ from l2d.model.family import get, new_cache, positions_from_mask
 from l2d.model.groups import trainable_groups
 from l2d.model.loss import cross_entropy
 from l2d.model.main_path import CausalLM
+from l2d.model.origin import origin_of
 
 # losses_at scores several t in one diffusion pass up to this many logits (1 GiB in float32): all of a CPU
 # validation batch's t at once, one t per pass for long answers over a large vocabulary.
@@ -83,8 +84,8 @@ class L2DModel(CausalLM):
         super().__init__(base)
         self.config = config or L2DConfig()
         if self.config.base_model is None:
-            self.config.base_model = getattr(base.config, "l2d_name_or_path", None) or base.config._name_or_path
-            self.config.finetuned = getattr(base.config, "l2d_finetuned", None)
+            origin = origin_of(base)  # how to load this base again, as the export will record it
+            self.config.base_model, self.config.finetuned = origin.name, origin.finetuned
         like = get(base, self.family.embed_tokens).weight
         self.diffusion = DiffusionPath(base, self.family, self.config).to(device=like.device, dtype=like.dtype)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from l2d.model.dtypes import resolve_dtype
+from l2d.model.origin import set_origin
 from l2d.model.tiny import tiny_from_name
 from l2d.network import reachable
 
@@ -70,7 +71,7 @@ def load_base_model(name_or_path: str, dtype=torch.float32, device=None):
                           f"--local-dir DIR`) and pass DIR, or use the offline base {SMOLLM2!r}.") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model.config.l2d_name_or_path = name_or_path
+    set_origin(model, name_or_path)
     if device is not None:
         model.to(device)
     return model.eval(), tokenizer
@@ -152,5 +153,4 @@ def random_model(architecture: dict, dtype=torch.float32, seed: int = 0):
     torch.manual_seed(seed)
     config = AutoConfig.for_model(**architecture)
     model = AutoModelForCausalLM.from_config(config, dtype=resolve_dtype(dtype)).eval()
-    model.config.l2d_name_or_path = f"random {config.model_type}"
-    return model, None
+    return set_origin(model, f"random {config.model_type}"), None

@@ -10,6 +10,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from l2d.model.dtypes import resolve_dtype
+from l2d.model.origin import set_origin
 
 SPECIAL_TOKENS = ["<|im_start|>", "<|im_end|>", "<|pad|>"]
 CHAT_TEMPLATE = (
@@ -42,10 +43,9 @@ def tiny_model(layers: int = 2, width: int = 64, heads: int = 4, kv_heads: int =
                          max_position_embeddings=4096, initializer_range=initializer_range,
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     model = LlamaForCausalLM(config).to(resolve_dtype(dtype)).eval()
-    # Recorded in checkpoints so `load_base_model` can rebuild exactly this model.
-    model.config.l2d_name_or_path = (f"tiny:layers={layers},width={width},heads={heads},kv_heads={kv_heads},"
-                                     f"seed={seed},initializer_range={initializer_range}")
-    return model, tokenizer
+    # Recorded in exports so `load_base_model` can rebuild exactly this model.
+    return set_origin(model, f"tiny:layers={layers},width={width},heads={heads},kv_heads={kv_heads},seed={seed},"
+                             f"initializer_range={initializer_range}"), tokenizer
 
 
 def tiny_from_name(name: str, dtype="float32"):

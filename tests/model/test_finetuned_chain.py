@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from l2d import L2DConfig, L2DModel
+from l2d.export import read_export
 from l2d.model.checkpoint import CONFIG_FILE
 from l2d.model.finetune import Finetune, finetuned_base
+from l2d.model.origin import origin_of
 from l2d.model.tiny import tiny_model
 from tests.tiny import fit_at_t1
 
@@ -93,3 +95,48 @@ def test_the_path_learns_to_read_x_t_on_a_finetuned_model(tmp_path, held):
     torch.testing.assert_close(at_0, own, rtol=1e-6, atol=1e-6)
     closed_at_1, _ = train("zero")
     torch.testing.assert_close(closed_at_1, own, rtol=1e-6, atol=1e-6)
+
+
+def save_full(directory, base):
+    """A full finetune of `base` with moved weights."""
+    full = Finetune(base, lora_rank=0)
+    with torch.no_grad():
+        for _, p in full.trainable_named_parameters():
+            p.add_(torch.randn_like(p, generator=torch.Generator().manual_seed(0)) * 0.01)
+    full.save_pretrained(directory)
+
+
+def test_provenance_is_the_exports_record_not_the_hugging_face_config(tmp_path):
+    """The chain lives in each export's own record, read back by l2d.export: a full export's config.json (the Hugging
+    Face config, which transformers saves whole) carries none of it, also when it stands on a finetuned model."""
+    save_lora(tmp_path / "lora")
+    save_full(tmp_path / "full", finetuned_base(tiny_model()[0], tmp_path / "lora"))
+    config = json.loads((tmp_path / "full" / "config.json").read_text())
+    assert not [key for key in config if key.startswith("l2d")]
+    L2DModel(finetuned_base(tiny_model()[0], tmp_path / "full"), L2DConfig(dim=16, lora_rank=4)).save_pretrained(
+        tmp_path / "l2d")
+    export = read_export(tmp_path / "l2d")
+    assert (export.l2d, export.method, export.base_model) == (True, "l2d_lora", origin_of(tiny_model()[0]).name)
+    assert [(link["stage"], link.get("method")) for link in export.provenance()] == [
+        ("base", None), ("finetuned", "lora"), ("finetuned", "full"), ("l2d_lora", None)]
+    assert [link["path"] for link in export.provenance()[1:]] == [
+        str((tmp_path / name).resolve()) for name in ("lora", "full")] + [str(tmp_path / "l2d")]
+
+
+def test_an_older_full_export_with_its_chain_in_config_json_still_loads(tmp_path):
+    """Exports before l2d.model.origin kept the chain in the Hugging Face config, so a full export's config.json
+    holds it: it still loads as recorded, and the stale keys go no further."""
+    save_full(tmp_path / "full", tiny_model()[0])
+    config_file = tmp_path / "full" / "config.json"
+    config = json.loads(config_file.read_text())
+    config.update(l2d_name_or_path="an older name", l2d_finetuned={"path": "/gone", "sha256": "0" * 64})
+    config_file.write_text(json.dumps(config))
+    digest = tmp_path / "full" / "l2d_digest.json"
+    digest.unlink()  # as written before digests (the digest would refuse the edit)
+    info = tmp_path / "full" / "l2d_finetune.json"
+    info.write_text(json.dumps({key: value for key, value in json.loads(info.read_text()).items() if key != "version"}))
+    model = finetuned_base(tiny_model()[0], tmp_path / "full")
+    assert origin_of(model).finetuned["path"] == str((tmp_path / "full").resolve())
+    assert not hasattr(model.config, "l2d_finetuned") and not hasattr(model.config, "l2d_name_or_path")
+    l2d = L2DModel(model, L2DConfig(dim=16, lora_rank=4))
+    assert l2d.config.base_model.startswith("tiny:") and l2d.config.finetuned == origin_of(model).finetuned

@@ -5,6 +5,7 @@ import torch
 
 from l2d.model import loading
 from l2d.model.loading import CACHE_ENV, cache_root, gguf_cache_entry, load_pretrained, save_dequantized
+from l2d.model.origin import origin_of
 from l2d.model.tiny import tiny_model
 
 
@@ -86,7 +87,7 @@ def test_a_gguf_file_is_de_quantized_once_then_read_from_the_cache(monkeypatch, 
     second, _ = loading.load_base_model(str(source))
     assert de_quantized == [(str(tmp_path), "model.gguf")]
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
-    assert second.config.l2d_name_or_path == str(source)
+    assert origin_of(second).name == str(source)
     monkeypatch.setenv(CACHE_ENV, "")
     loading.load_base_model(str(source))
     assert len(de_quantized) == 2

@@ -86,7 +86,9 @@ class L2DLM(LM):
         if str(device).startswith("cuda") and not torch.cuda.is_available():
             log.warning("device=%s but CUDA is not available: running on the CPU", device)
             device = "cpu"
-        self._device, torch_dtype = resolve_device(OmegaConf.create({"device": device, "dtype": dtype}))
+        # the batch size too: dtype auto depends on it, as in python -m l2d.evaluate
+        self._device, torch_dtype = resolve_device(OmegaConf.create({"device": device, "dtype": dtype,
+                                                                     "batch_size": int(batch_size)}))
         self.model, self.tokenizer, self.info = load(checkpoint, torch_dtype, base_model=base_model,
                                                      model=OmegaConf.create(group_config("model", model)))
         self.model.to(self._device).eval()

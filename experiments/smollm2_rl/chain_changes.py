@@ -22,7 +22,8 @@ import torch
 from omegaconf import OmegaConf
 
 from l2d.diffusion.solver import ADAPTIVE, fixed_nfe
-from l2d.evaluate import load_model, resolve_device
+from l2d.evaluate import resolve_device
+from l2d.export import load
 from l2d.model.generate import generate
 from l2d.tasks import get_task
 from l2d.tasks.harness import decode_batches, encode_prompts, pad_token_id, stop_ids
@@ -77,7 +78,7 @@ def main(main_results: str, results: str) -> None:
     if [p["id"] for p in problems] != [r["id"] for r in records]:
         raise SystemExit(f"{results}: its problems are not those of its config's task ({cfg.task.name})")
     device, dtype = resolve_device(cfg)
-    model, tokenizer, _ = load_model(cfg, dtype)
+    model, tokenizer, _ = load(cfg.checkpoint, dtype, base_model=cfg.base_model, model=cfg.model)
     model.to(device).eval()
     if model.num_classes > 0:
         raise SystemExit(f"{results}: models with guidance classes are not handled here")

@@ -103,3 +103,16 @@ def test_a_checkpoint_away_from_its_run_or_on_another_base_is_refused(runs, tmp_
     with pytest.raises(InputError, match=r"checkpoint=.*/nope\.ckpt: no such file \(give a training run's export/ "
                                          r"directory, or one of its checkpoints/\*\.ckpt\)"):
         check_evaluate(compose_config("evaluate", [*SCORE, f"checkpoint={tmp_path / 'nope.ckpt'}"]))
+
+
+def test_an_evaluation_of_a_checkpoint_is_named_by_its_run_and_step(runs, tmp_path):
+    from omegaconf import OmegaConf
+
+    from l2d.tracking import checkpoint_name, settings
+
+    path = runs / "l2d" / "checkpoints" / "step000002.ckpt"
+    assert checkpoint_name(str(path), None, None) == "l2d@step000002"
+    assert checkpoint_name(str(runs / "l2d" / "export"), None, None) == "l2d"
+    _, model = generations(path, tmp_path)
+    cfg = OmegaConf.create({"checkpoint": str(path)})
+    assert settings(cfg, {"decoding": {"guidance": None}, "model": model}) == {"sigma": 64.0}  # W&B's score_by/sigma

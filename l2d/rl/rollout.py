@@ -16,6 +16,7 @@ import torch
 
 from l2d.diffusion.sampling import annealed_temperature
 from l2d.diffusion.solver import ADAPTIVE, fixed_nfe
+from l2d.export import is_l2d
 from l2d.model.generate import DecodeOptions, Decoder, Sampling, token_loop
 
 
@@ -67,7 +68,7 @@ def rollout(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, option
     """Decode `input_ids` (B, P) as `generate` does (the same decoder, grid and random streams; finished
     rows leave the batch) and record every action. L2D: fixed-grid solvers, x̂ sampled (`sample`), no
     guidance; `levels=1` (and any plain LM) decodes the LM's own logits, one action per token."""
-    diffusion = hasattr(model, "diffusion") and options.levels > 1
+    diffusion = is_l2d(model) and options.levels > 1
     if diffusion and (options.solver in ADAPTIVE or options.x1_estimate != "sample" or options.guidance):
         raise ValueError(f"RL rollouts need a fixed-grid solver with x̂ sampled and no guidance; got "
                          f"solver={options.solver}, x1_estimate={options.x1_estimate}, guidance={options.guidance}")

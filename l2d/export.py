@@ -21,6 +21,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from l2d import research
 from l2d.lightning.run_guard import PROBE, differs, in_message_order, recorded_fingerprint, shown
 from l2d.model.checkpoint import (CONFIG_FILE, WEIGHTS_FILE, base_architecture, base_probe, check_base,
                                   load_trainable_state, read_meta)
@@ -240,8 +241,11 @@ def run_path(run: Path, value: str) -> Path:
 def build_network(cfg: DictConfig, base: nn.Module, class_names: list[str], recorded: dict | None = None):
     """The method's network around `base`; with guidance, one class per data class (0 = null). `recorded`: the
     diffusion path's settings a checkpoint's run fingerprint keeps, which win over the config (a resume may have
-    changed one since, with allow_change)."""
+    changed one since, with allow_change). A run's config from before l2d.research (drafts, chain_states at the
+    top of the path's config) builds the path it trained."""
     network = OmegaConf.to_container(cfg.method.network, resolve=True)
+    if "config" in network:
+        network["config"] = research.upgrade(network["config"])
     if cfg.method.get("guidance"):
         if not class_names:
             raise ValueError("method.guidance=true needs labelled data, but the data has no class names")
@@ -309,7 +313,7 @@ def supervised_network(cfg: DictConfig, run: Path, fingerprint: dict | None, dty
     if cfg.get("finetuned"):
         expected = {"sha256": fingerprint["finetuned"]} if fingerprint and fingerprint.get("finetuned") else None
         base = finetuned_base(base, run_path(run, cfg.finetuned), expected=expected)
-    recorded = fingerprint or {}
+    recorded = research.upgrade(fingerprint) if fingerprint else {}
     if cfg.method.get("guidance") and "class_names" not in recorded:
         raise InputError(f"checkpoint={source}: its run trained with guidance classes, which only the run "
                          "fingerprint of newer checkpoints records; score the run's export/ instead")

@@ -116,3 +116,26 @@ def test_an_evaluation_of_a_checkpoint_is_named_by_its_run_and_step(runs, tmp_pa
     _, model = generations(path, tmp_path)
     cfg = OmegaConf.create({"checkpoint": str(path)})
     assert settings(cfg, {"decoding": {"guidance": None}, "model": model}) == {"sigma": 64.0}  # W&B's score_by/sigma
+
+
+def test_a_checkpoint_of_a_run_from_before_research_options_scores_as_the_path_it_trained(runs, tmp_path):
+    """Runs before l2d.research kept drafts, chain_states and chain_levels at the top of the path's config and of
+    the run fingerprint, where L2DConfig no longer takes them: their checkpoints still load, as what they trained."""
+    from omegaconf import OmegaConf
+
+    old = tmp_path / "old"
+    shutil.copytree(runs / "l2d", old)
+    config = OmegaConf.load(old / ".hydra" / "config.yaml")
+    path_config = config.method.network.config
+    del path_config["research"]
+    path_config.update(drafts=0.0, chain_states=0.0, chain_levels=[2, 4, 8])
+    OmegaConf.save(config, old / ".hydra" / "config.yaml")
+    path = old / "checkpoints" / "step000002.ckpt"
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    fingerprint = checkpoint["callbacks"]["RunGuard"]["fingerprint"]
+    del fingerprint["research"]
+    fingerprint.update(drafts=0.0, chain_states=0.0, chain_levels=[2, 4, 8])
+    torch.save(checkpoint, path)
+    loaded = trainable(L2DModel.from_pretrained(path))
+    now = trainable(L2DModel.from_pretrained(runs / "l2d" / "checkpoints" / "step000002.ckpt"))
+    assert loaded.keys() == now.keys() and all(torch.equal(loaded[name], now[name]) for name in now)

@@ -32,7 +32,7 @@ from l2d.data.chat import IGNORE_INDEX, next_token_labels
 from l2d.export import is_l2d
 from l2d.files import write_atomically
 from l2d.model.config import L2DConfig
-from l2d.model.dtypes import resolve_dtype
+from l2d.model.dtypes import device_named, resolve_dtype
 from l2d.model.family import get
 from l2d.model.finetune import Finetune
 from l2d.model.l2d import L2DModel
@@ -272,8 +272,7 @@ def use_inductor_cache(path) -> None:
 
 def bench(cfg: DictConfig) -> dict:
     check_bench(cfg)  # before anything loads
-    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if cfg.device == "auto" else cfg.device)
+    device = device_named(cfg.device)
     use_inductor_cache(cfg.inductor_cache)
 
     def load_base(dtype):

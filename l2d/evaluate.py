@@ -16,6 +16,7 @@ from l2d import tracking
 from l2d.config import config_dir, register_resolvers
 from l2d.export import is_l2d, load
 from l2d.files import write_atomically
+from l2d.model.dtypes import device_named
 from l2d.tasks import get_task
 from l2d.tasks.harness import Decoding, decoding_record, run_task
 from l2d.tasks.protocol import protocol_record
@@ -27,8 +28,7 @@ PLAIN_DECODING = {"solver": "none", "levels": 1}
 
 
 def resolve_device(cfg: DictConfig) -> tuple[torch.device, torch.dtype]:
-    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if cfg.device == "auto" else cfg.device)
+    device = device_named(cfg.device)
     if cfg.dtype == "auto":
         return device, torch.bfloat16 if device.type == "cuda" else torch.float32
     return device, getattr(torch, cfg.dtype)

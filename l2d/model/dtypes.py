@@ -1,10 +1,17 @@
-"""The dtypes a base model loads in, by name (config values such as `dtype=bfloat16`)."""
+"""The dtypes a base model loads in, by name (config values such as `dtype=bfloat16`), and the device it runs on."""
 
 from __future__ import annotations
 
 import torch
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def device_named(name: str) -> torch.device:
+    """The device of a `device=` setting: auto is CUDA where there is one, else the CPU; cpu, cuda, cuda:N as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 def resolve_dtype(dtype) -> torch.dtype:

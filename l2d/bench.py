@@ -32,7 +32,7 @@ from l2d.data.chat import IGNORE_INDEX, next_token_labels
 from l2d.export import is_l2d
 from l2d.files import write_atomically
 from l2d.model.config import L2DConfig
-from l2d.model.dtypes import device_named, resolve_dtype
+from l2d.model.dtypes import device_named, resolve_dtype, store_frozen
 from l2d.model.family import get
 from l2d.model.finetune import Finetune
 from l2d.model.l2d import L2DModel
@@ -165,7 +165,9 @@ def training_row(cfg: DictConfig, method: str, shape, load_base, device, dtype: 
     """One optimizer step of `method` at `shape` (batch, prompt + answer tokens, the answer supervised)."""
     base = load_base()
     network = build(method, base, cfg.train.gradient_checkpointing).to(device).train()
-    optimizer = torch.optim.AdamW([p for p in network.parameters() if p.requires_grad], lr=1e-5)
+    if device.type == "cpu" and resolve_dtype(dtype) == torch.bfloat16:
+        store_frozen(network, torch.bfloat16)  # as l2d.train's bf16-mixed on CPU (TrainingModule.frozen_in_bf16)
+    optimizer = torch.optim.AdamW([p for p in network.parameters() if p.requires_grad], lr=1e-5, fused=True)
     sequence = shape.prompt + shape.answer
     ids = torch.randint(0, base.config.vocab_size, (shape.batch, sequence), device=device)
     labels = ids.clone()

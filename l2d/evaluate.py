@@ -13,7 +13,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from l2d import tracking
-from l2d.config import config_dir, register_resolvers
+from l2d.config import config_dir, evaluation_dtype, register_resolvers
 from l2d.export import is_l2d, load
 from l2d.files import write_atomically
 from l2d.model.dtypes import device_named
@@ -28,9 +28,10 @@ PLAIN_DECODING = {"solver": "none", "levels": 1}
 
 
 def resolve_device(cfg: DictConfig) -> tuple[torch.device, torch.dtype]:
+    """(device, dtype); dtype auto follows `evaluation_dtype` at cfg.batch_size (1 where there is none)."""
     device = device_named(cfg.device)
     if cfg.dtype == "auto":
-        return device, torch.bfloat16 if device.type == "cuda" else torch.float32
+        return device, evaluation_dtype(device.type, int(OmegaConf.select(cfg, "batch_size", default=1)))
     return device, getattr(torch, cfg.dtype)
 
 

@@ -1,6 +1,6 @@
 """Lightning glue: the training module, data module, callbacks, loggers and LR schedule.
 
-Importing it silences five messages of Lightning's that say nothing a user of this project can act on.
+Importing it silences six messages of Lightning's that say nothing a user of this project can act on.
 """
 
 import logging
@@ -15,6 +15,9 @@ warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and i
 warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the epoch ended")
 # Lightning's own data-loader code builds torch's deprecated LeafSpec; it is Lightning's to change.
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
+# The model summary cannot size bf16-mixed weights (the default precision on CPUs with bfloat16 matrix units) and
+# says it counts them at 32 bits; the parameter counts it prints are right.
+warnings.filterwarnings("ignore", message=r"Precision bf16-mixed is not supported by the model summary")
 
 
 class _NoTips(logging.Filter):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -22,9 +23,9 @@ from l2d.lightning.module import HEALTH_METRIC, TrainingModule
 from l2d.lightning.reinforce import PromptDataModule, ReinforceModule
 from l2d.lightning.run_guard import RunGuard, check_room, run_fingerprint
 from l2d.lightning.strategies import whole_trainable
+from l2d.rl.settings import Reinforce
 from l2d.rl.start import mark_reinforced, starting_policy
 from l2d.run_lock import hold
-from l2d.tasks import get_task
 from l2d.model.card import training_record
 from l2d.model.finetune import finetuned_base
 from l2d.validation import InputError, check_train, one_line
@@ -54,20 +55,18 @@ def reinforcement(cfg: DictConfig):
     """(network, data module, module, trainer settings) of an RL stage (`method.reinforce`) on the policy of
     the export `init`. The module steps its own optimizer (several updates per rollout batch), so Lightning's
     accumulation and clipping are off and trainer.gradient_clip_val goes to the module."""
-    settings = OmegaConf.to_container(cfg.method.reinforce, resolve=True)
+    stage = Reinforce(**OmegaConf.to_container(cfg.method.reinforce, resolve=True))
     network, tokenizer, start = starting_policy(Path(to_absolute_path(cfg.init)), cfg.method.name)
-    task, validation = (get_task(spec["name"], **spec.get("options", {}))
-                        for spec in (settings.pop("task"), settings.pop("validation")))
-    mark_reinforced(network, start, task.name, settings)
-    rollouts = settings.pop("steps")
-    prompts = OmegaConf.to_container(cfg.method.reinforce.task, resolve=True)
-    datamodule = PromptDataModule(rollouts, len(validation.problems()), settings["validation_batch_size"],
-                                  description=[f"RL prompts with their verifier: `{task.name}` {json.dumps(prompts)}"])
+    task, validation = stage.tasks()
+    mark_reinforced(network, start, task.name, dataclasses.asdict(stage))
+    prompts = f"RL prompts with their verifier: `{task.name}` {json.dumps(stage.task)}"
+    datamodule = PromptDataModule(stage.steps, len(validation.problems()), stage.validation_batch_size,
+                                  description=[prompts])
     module = ReinforceModule(network, tokenizer, task, validation, optimizer=instantiate(cfg.optimizer),
-                             scheduler=instantiate(cfg.scheduler), rollouts=rollouts, seed=cfg.seed,
+                             scheduler=instantiate(cfg.scheduler), rollouts=stage.steps, seed=cfg.seed,
                              gradient_clip=cfg.trainer.gradient_clip_val,
                              lr_multipliers=OmegaConf.to_container(cfg.module.lr_multipliers or OmegaConf.create()),
-                             **settings)
+                             **dataclasses.asdict(stage.rollouts()))
     return network, datamodule, module, {"accumulate_grad_batches": 1, "gradient_clip_val": None}
 
 

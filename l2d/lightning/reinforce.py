@@ -12,7 +12,7 @@ recomputed with gradient (l2d.rl.policy). Validation decodes the validation prob
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ from l2d.model.groups import checked_multipliers
 from l2d.rl.objective import choose_actions, clipped_surrogate, group_advantages, kl_k3
 from l2d.rl.policy import Scored, chain_log_probs, swapped, token_log_probs
 from l2d.rl.rollout import Rollout, rollout
+from l2d.rl.settings import Reinforce, Rollouts
 from l2d.tasks.base import Task
 from l2d.tasks.harness import Decoding, complete, encode_prompts, left_pad, pad_token_id, stop_ids
 
@@ -83,48 +84,36 @@ class PromptDataModule(LightningDataModule):
 class ReinforceModule(TrainableCheckpoints):
     """GRPO on `network` (an L2DModel, whose diffusion path trains, or an l2d.rl.policy.TokenPolicy).
 
-    task / validation: the prompts (with their verifier) and the problems validated on. levels: the level
-    counts a rollout batch draws from (uniformly, per batch), so no single budget is trained for; a plain LM
-    ignores them. x1_temperature: the temperature x̂'s token is sampled at in rollouts (the policy must be
-    stochastic), annealed linearly to 0 along t when anneal_x1_temperature; temperature: the emitted
-    token's. actions_per_token: how many of a token's chain of actions each update scores (K). clip: PPO's
-    ratio clip; updates: optimizer steps per rollout batch; kl: the weight of the KL to the starting policy
-    (measured every `kl_every` rollouts when 0). rows_per_pass: completions per gradient pass (memory).
-    partial_credit: reward the verifier's partial credit instead of the exact verdict (`rewards_of`).
+    task / validation: the prompts (with their verifier) and the problems validated on. rollouts: how many rollout
+    batches the stage trains on (method.reinforce.steps). settings: the fields of l2d.rl.settings.Rollouts, which
+    holds what each means, its default and its checks (levels, group_size, x1_temperature, updates, kl, ...).
     lr_multipliers: {part of the L2D path: m}, as in supervised training (e.g. w_d held at 0 as its start was).
     """
 
     shardable = False  # rollouts decode through the network's parts, outside its forward
 
     def __init__(self, network, tokenizer, task: Task, validation: Task, optimizer: Callable,
-                 scheduler: Callable | None = None, rollouts: int = 60, prompts_per_step: int = 4,
-                 group_size: int = 8, levels: Sequence[int] = (2, 4, 8, 16), solver: str = "midpoint",
-                 t_final: float = 1.0, x1_temperature: float = 1.0, anneal_x1_temperature: bool = False,
-                 temperature: float = 1.0, actions_per_token: int = 4, clip: float = 0.2, updates: int = 1,
-                 kl: float = 0.0, kl_every: int = 5, max_new_tokens: int = 8, rows_per_pass: int = 16,
-                 validation_levels: Sequence[int] = (2, 8), validation_batch_size: int = 100,
-                 gradient_clip: float | None = 1.0, seed: int = 0, lr_multipliers: dict[str, float] | None = None,
-                 partial_credit: bool = False):
+                 scheduler: Callable | None = None, rollouts: int = Reinforce.steps, gradient_clip: float | None = 1.0,
+                 seed: int = 0, lr_multipliers: dict[str, float] | None = None, **settings):
         super().__init__()
         self.automatic_optimization = False  # several updates per rollout batch, gradient passes in chunks
         self.network, self.tokenizer, self.task, self.validation = network, tokenizer, task, validation
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.is_l2d = is_l2d(network)
         self.lr_multipliers = checked_multipliers(lr_multipliers, None if self.is_l2d else type(network).__name__)
-        self.levels = [int(n) for n in levels] if self.is_l2d else [1]
-        self.validation_levels = [int(n) for n in validation_levels] if self.is_l2d else [1]
+        s = Rollouts(**settings)
+        self.levels = s.levels if self.is_l2d else [1]
+        self.validation_levels = s.validation_levels if self.is_l2d else [1]
         if self.is_l2d and any(n < 2 for n in self.levels):
-            raise ValueError(f"method.reinforce.levels must be >= 2 (levels 1 is the frozen LM), got {list(levels)}")
-        if group_size < 2 or prompts_per_step < 1:
-            raise ValueError(f"group_size must be >= 2 and prompts_per_step >= 1, got {group_size}, {prompts_per_step}")
-        self.rollouts, self.prompts_per_step, self.group_size = rollouts, prompts_per_step, group_size
-        self.solver, self.t_final = solver, t_final
-        self.x1_temperature, self.anneal_x1_temperature = x1_temperature, anneal_x1_temperature
-        self.temperature, self.actions_per_token, self.clip = temperature, actions_per_token, clip
-        self.updates, self.kl, self.kl_every = updates, kl, kl_every
-        self.max_new_tokens, self.rows_per_pass = max_new_tokens, rows_per_pass
-        self.validation_batch_size, self.gradient_clip, self.seed = validation_batch_size, gradient_clip, seed
-        self.partial_credit = partial_credit
+            raise ValueError(f"method.reinforce.levels must be >= 2 (levels 1 is the frozen LM), got {s.levels}")
+        self.rollouts, self.prompts_per_step, self.group_size = rollouts, s.prompts_per_step, s.group_size
+        self.solver, self.t_final = s.solver, s.t_final
+        self.x1_temperature, self.anneal_x1_temperature = s.x1_temperature, s.anneal_x1_temperature
+        self.temperature, self.actions_per_token, self.clip = s.temperature, s.actions_per_token, s.clip
+        self.updates, self.kl, self.kl_every = s.updates, s.kl, s.kl_every
+        self.max_new_tokens, self.rows_per_pass = s.max_new_tokens, s.rows_per_pass
+        self.validation_batch_size, self.gradient_clip, self.seed = s.validation_batch_size, gradient_clip, seed
+        self.partial_credit = s.partial_credit
         self.problems = task.problems()
         self.validation_problems = validation.problems()
         self.prompts = encode_prompts(tokenizer, self.problems, task.messages)

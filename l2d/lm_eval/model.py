@@ -28,6 +28,7 @@ from omegaconf import OmegaConf
 from l2d.config import config_dir
 from l2d.evaluate import resolve_device
 from l2d.export import is_l2d, load
+from l2d.model.generate import Solver
 from l2d.tasks.harness import Decoding, complete
 
 log = logging.getLogger(__name__)
@@ -60,9 +61,10 @@ def group_config(group: str, name: str) -> dict[str, Any]:
 class L2DLM(LM):
     """checkpoint: an export of `python -m l2d.train` (L2D, or a lora/full baseline); None scores the base
     `model` (a conf/model name) alone. base_model replaces the base an export records. protocol (a
-    conf/protocol name: paper, greedy) sets the emitted token's temperature and x̂ and t as there; solver picks
-    conf/solver/<solver>.yaml; levels, t_final, t_start, x1_estimate, x1_temperature, anneal_x1_temperature,
-    atol and rtol override both. guidance (w_g >= 1) needs guidance_class, a class name of the model.
+    conf/protocol name: paper, greedy) sets the emitted token's temperature; solver picks conf/solver/<solver>.yaml
+    (l2d.model.generate.Solver's defaults for what it leaves out); levels, t_final, t_start, x1_estimate,
+    x1_temperature, anneal_x1_temperature, atol and rtol override it. guidance (w_g >= 1) needs guidance_class, a
+    class name of the model.
     temperature (None: the protocol's, else the task's) samples the emitted token; max_new_tokens (None: the task's)
     caps each generation; token_search is a dict of `l2d.model.token_search` options
     ({"hypotheses": 15, "alpha": 1.0}). batch_size, seed, device (auto | cpu | cuda[:i]) and dtype
@@ -98,8 +100,8 @@ class L2DLM(LM):
         scoring = group_config("protocol", protocol) if protocol is not None else {}
         if temperature is None:
             temperature = scoring.get("temperature")
-        decode = {**scoring.get("solver", {}), **group_config("solver", solver),
-                  **{k: v for k, v in overrides.items() if v is not None}, "compile": compile}
+        chosen = {**group_config("solver", solver), **{k: v for k, v in overrides.items() if v is not None}}
+        decode = {**dataclasses.asdict(Solver(**chosen)), "compile": compile}  # Solver: every default
         l2d = is_l2d(self.model)
         if not l2d and any(v is not None for v in (*overrides.values(), guidance, compile)):
             log.warning("%s decodes as a plain LM: solver options, guidance and compile are ignored",

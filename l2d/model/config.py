@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from l2d import research
+from l2d.checks import number
 
 TIMESTEP_SAMPLING = ("uniform", "cosmap")
 STARTS = ("zero", "mirror")
@@ -62,6 +63,9 @@ class L2DConfig:
     reinforced: dict | None = None
 
     def __post_init__(self) -> None:
+        for name in ("sigma", "dim", "translation_hidden", "conditioning_dim", "frequency_dim", "lora_rank",
+                     "lora_alpha", "num_classes", "class_dropout"):  # a string would end in a TypeError below
+            number(getattr(self, name), name)
         if not self.sigma > 0:
             raise ValueError(f"sigma must be > 0, got {self.sigma}")
         for name in ("dim", "translation_hidden", "conditioning_dim"):

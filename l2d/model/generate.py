@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from l2d.checks import flag, number, one_of, whole
 from l2d.diffusion.guidance import NULL_CLASS, combine, guidance_slots
 from l2d.diffusion.path import velocity as flow_velocity
 from l2d.diffusion.sampling import X1_ESTIMATES, annealed_temperature, estimate_x1, sample_tokens
@@ -45,17 +46,49 @@ class GenerationStats:
 
 
 @dataclass
-class DecodeOptions:
+class Solver:
+    """How each token's diffusion is integrated and x̂ drawn: what an evaluation is scored with and records.
+
+    The schema of the `solver` config group (l2d.schema): conf/solver/<name>.yaml chooses the solver and its levels
+    (t_final for those that end before 1), conf/protocol the emitted token; every other field keeps its default here.
+    levels: grid points of fixed-step solvers (midpoint 8 = 15 evaluations per token), unused by adaptive ones.
+    t_start: > 0 skips the first evaluation, the frozen LM's (w_d(0) = 0); x starts as pure noise.
+    x1_estimate: x̂ = V_ŷ with ŷ drawn from the diffusion logits (`sample`, the paper's) or their `expectation`.
+    x1_temperature: ŷ's temperature (0: the most likely token), falling linearly to 0 along t when annealed.
+    atol / rtol: the adaptive solvers' step-size control.
+    """
+
     solver: str = "midpoint"
     levels: int = 8
     t_final: float = 1.0
-    t_start: float = 0.0  # > 0 skips the first evaluation, the frozen LM's (w_d(0) = 0); x starts as pure noise
+    t_start: float = 0.0
     x1_estimate: str = "sample"
     x1_temperature: float = 0.0
     anneal_x1_temperature: bool = True
-    guidance: float | None = None
     atol: float = 1e-3
     rtol: float = 1e-3
+
+    def __post_init__(self) -> None:
+        check_solver(self.solver)
+        whole(self.levels, "levels", minimum=1)
+        number(self.t_final, "t_final")
+        number(self.t_start, "t_start")
+        if not 0.0 < self.t_final <= 1.0:
+            raise ValueError(f"t_final must be in (0, 1], got {self.t_final}")
+        if not 0.0 <= self.t_start < self.t_final:
+            raise ValueError(f"t_start must be in [0, t_final={self.t_final}), got {self.t_start}")
+        one_of(self.x1_estimate, "x1_estimate", X1_ESTIMATES)
+        number(self.x1_temperature, "x1_temperature", minimum=0)
+        flag(self.anneal_x1_temperature, "anneal_x1_temperature")
+        if self.atol <= 0 or self.rtol <= 0:
+            raise ValueError(f"atol and rtol must be > 0, got atol={self.atol}, rtol={self.rtol}")
+
+
+@dataclass
+class DecodeOptions(Solver):
+    """A Solver and how the decoding runs: guidance, and the fast path's switches (same tokens, less time)."""
+
+    guidance: float | None = None
     conditioning_tables: bool = True  # fixed grids: look conditioning up per time instead of recomputing it
     static_cache: bool = False  # preallocated KV cache; compile turns it on
     compile: str | None = None  # torch.compile mode of one evaluation on fixed grids; "eager" = capture only
@@ -64,24 +97,11 @@ class DecodeOptions:
     merge_lora: bool | None = None
 
     def __post_init__(self) -> None:
-        check_solver(self.solver)
-        if self.compile is not None and self.compile not in COMPILE_MODES:
-            raise ValueError(f"compile must be null or one of {list(COMPILE_MODES)}, got {self.compile!r}")
+        super().__post_init__()
+        one_of(self.compile, "compile", COMPILE_MODES, optional=True)
         self.static_cache = self.static_cache or self.compile is not None  # compiled shapes must not change
-        if not isinstance(self.levels, int) or self.levels < 1:
-            raise ValueError(f"levels must be an integer >= 1, got {self.levels!r}")
-        if not 0.0 < self.t_final <= 1.0:
-            raise ValueError(f"t_final must be in (0, 1], got {self.t_final}")
-        if not 0.0 <= self.t_start < self.t_final:
-            raise ValueError(f"t_start must be in [0, t_final={self.t_final}), got {self.t_start}")
-        if self.x1_estimate not in X1_ESTIMATES:
-            raise ValueError(f"x1_estimate must be one of {list(X1_ESTIMATES)}, got {self.x1_estimate!r}")
-        if self.x1_temperature < 0:
-            raise ValueError(f"x1_temperature must be >= 0, got {self.x1_temperature}")
         if self.guidance is not None and self.guidance < 1.0:
             raise ValueError(f"guidance must be None or a weight >= 1 (1 = plain conditional), got {self.guidance}")
-        if self.atol <= 0 or self.rtol <= 0:
-            raise ValueError(f"atol and rtol must be > 0, got atol={self.atol}, rtol={self.rtol}")
 
 
 class TokenDiffusion:

@@ -67,6 +67,8 @@ TRAIN = [
     (["batch_size=0"], "batch_size must be an integer >= 1, got 0"),
     (["data.micro_batch_size=0"], "data.micro_batch_size must be an integer >= 1, got 0"),
     (["seed=abc"], "seed must be an integer, got 'abc'"),
+    (["batch_size=abc"], "batch_size must be an integer >= 1, got 'abc'"),  # a wrong type: the schema's line too
+    (["allow_change=[sigma]"], r"allow_change=\['sigma'\] lets a resumed run change its fingerprint: give ckpt_path"),
     (["trainer.max_steps=-5"], "trainer.max_steps must be an integer >= -1, got -5"),
     (["method=lora", "lora_rank=-1"], "method.network.lora_rank must be an integer >= 0, got -1"),
     (["drafts=1.5"], r"drafts must be a probability in \[0, 1\], got 1.5"),
@@ -117,6 +119,9 @@ EVALUATE = [
     (["solver.levels=0"], "solver: levels must be an integer >= 1, got 0"),
     (["solver.t_final=2"], r"solver: t_final must be in \(0, 1\], got 2"),
     (["solver.t_start=1.0"], r"solver: t_start must be in \[0, t_final=1.0\), got 1.0"),
+    (["solver.levels=abc"], "solver: levels must be an integer >= 1, got 'abc'"),
+    (["solver.x1_estimate=mean"], r"solver: x1_estimate must be one of \['sample', 'expectation'\]"),
+    (["sandbox.allow_weak=maybe"], "sandbox: allow_weak must be true or false, got 'maybe'"),
     (["compile=bogus"], r"compile must be null or one of \['eager', 'default'"),
     (["token_search={{hypotheses:0}}"], "token_search.hypotheses must be an integer >= 1, got 0"),
     (["task=mbpp", "task.options.path={root}/nope.jsonl"], r"task.options.path=.*/nope.jsonl: no such file"),

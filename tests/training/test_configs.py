@@ -7,6 +7,10 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from l2d.config import config_dir
+from l2d.model.config import L2DConfig
+from l2d.model.generate import Solver
+from l2d.rl.settings import Reinforce, Rollouts
+from l2d.schema import Evaluate, Inspect, Train, defaults
 from tests.compose import compose_config
 
 CONF = Path(config_dir())
@@ -77,3 +81,29 @@ def test_batch_size_that_micro_batches_cannot_make_is_named(tmp_path):
     cfg = compose_config("train", ["batch_size=30", "data.micro_batch_size=8"], tmp_path)
     with pytest.raises(Exception, match=r"batch_size=30 must be a multiple of data.micro_batch_size x trainer.devices"):
         OmegaConf.to_container(cfg.trainer, resolve=True)
+
+
+# Each YAML file that composes onto a schema (l2d.schema), and the part of it that does: none may restate a default.
+ONTO_SCHEMAS = [("train", Train, None), ("evaluate", Evaluate, None), ("inspect", Inspect, None),
+                ("method/l2d_rl", Reinforce, "reinforce"), ("method/lora_rl", Reinforce, "reinforce"),
+                *((f"solver/{o}", Solver, None) for o in options("solver")),
+                *((f"protocol/{o}", Solver, "solver") for o in options("protocol"))]
+
+
+@pytest.mark.parametrize("path, schema, key", ONTO_SCHEMAS, ids=[path for path, _, _ in ONTO_SCHEMAS])
+def test_a_yaml_file_restates_no_default_of_its_schema(path, schema, key):
+    own = OmegaConf.to_container(OmegaConf.load(CONF / f"{path}.yaml")) or {}
+    own = own.get(key) or {} if key else own
+    stored = defaults(schema)
+    assert {name: value for name, value in own.items() if name in stored and stored[name] == value} == {}
+
+
+def test_the_schemas_defaults_reach_the_composed_configs(tmp_path):
+    rl = OmegaConf.to_container(compose_config("train", ["method=l2d_rl"], tmp_path).method.reinforce)
+    assert {name: rl[name] for name in defaults(Rollouts)} == defaults(Rollouts) and rl["steps"] == Reinforce.steps
+    assert rl["task"]["name"] == "reasoning_gym/basic_arithmetic"  # what the YAML file chooses
+    evaluation = compose_config("evaluate", ["solver=dopri5"], tmp_path)
+    assert OmegaConf.to_container(evaluation.solver) == {**defaults(Solver), "solver": "dopri5", "t_final": 0.99}
+    assert (evaluation.batch_size, evaluation.protocol, evaluation.temperature) == (Evaluate.batch_size, "paper", 1.0)
+    train = compose_config("train", ["~experiment"], tmp_path)
+    assert (train.sigma, train.start, train.batch_size) == (L2DConfig.sigma, L2DConfig.start, Train.batch_size)

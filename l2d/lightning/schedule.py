@@ -10,9 +10,9 @@ from torch.optim.lr_scheduler import LambdaLR
 log = logging.getLogger(__name__)
 
 
-def warmup_linear_decay(optimizer: Optimizer, total_steps: int, warmup_steps: int = 100,
-                        final_lr: float = 1e-6) -> LambdaLR:
-    """LR rises linearly to each group's peak over `warmup_steps`, then falls linearly to `final_lr`.
+def warmup_linear_decay(optimizer: Optimizer, total_steps: int, warmup_steps: int, final_lr: float) -> LambdaLR:
+    """LR rises linearly to each group's peak over `warmup_steps`, then falls linearly to `final_lr` (the paper's
+    100 and 1e-6 are conf/train.yaml's `scheduler`).
 
     Warm-up is capped at a tenth of the run, so a short run still spends most steps at its peak.
     """

@@ -53,7 +53,7 @@ class Train:
     start: str = L2DConfig.start
     drafts: float = 0.0
     chain_states: float | None = None
-    lr: float = "${method.lr}"
+    lr: float = "${method.lr}"  # interpolations: resolved in the composed config
     lora_rank: int | None = "${method.lora_rank}"
     batch_size: int = 32
     finetuned: str | None = None
@@ -68,8 +68,8 @@ class Train:
         whole(self.batch_size, "batch_size", minimum=1)
         number(self.lr, "lr", above=0)
         flag(self.export, "export")
-        for name, why in REMOVED.items():
-            if getattr(self, name):
+        for name, why in REMOVED.items():  # a research option's shorthand, refused with why unless off
+            if getattr(self, name, None):
                 raise ValueError(f"{name}={getattr(self, name)}: {why}")
         names = self.allow_change
         if not isinstance(names, list) or not all(isinstance(name, str) for name in names):

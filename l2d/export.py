@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from hydra.utils import instantiate
@@ -23,8 +24,15 @@ from torch import nn
 
 from l2d import research
 from l2d.lightning.run_guard import PROBE, differs, in_message_order, recorded_fingerprint, shown
-from l2d.model.checkpoint import (CONFIG_FILE, WEIGHTS_FILE, base_architecture, base_probe, check_base,
-                                  load_trainable_state, read_meta)
+from l2d.model.checkpoint import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    base_architecture,
+    base_probe,
+    check_base,
+    load_trainable_state,
+    read_meta,
+)
 from l2d.model.config import L2DConfig
 from l2d.model.digest import ExportError, verify_export, written_with_digest
 from l2d.model.finetune import FINETUNE_FILE, finetuned_base, read_finetune_info

@@ -33,7 +33,7 @@ from l2d.tasks.harness import stop_ids
 from l2d.validation import check_inspect, one_line
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend is chosen first)
+import matplotlib.pyplot as plt
 
 log = logging.getLogger(__name__)
 register_resolvers()

@@ -23,11 +23,11 @@ from l2d.lightning.module import HEALTH_METRIC, TrainingModule
 from l2d.lightning.reinforce import PromptDataModule, ReinforceModule
 from l2d.lightning.run_guard import RunGuard, check_room, run_fingerprint
 from l2d.lightning.strategies import whole_trainable
+from l2d.model.card import training_record
+from l2d.model.finetune import finetuned_base
 from l2d.rl.settings import Reinforce
 from l2d.rl.start import mark_reinforced, starting_policy
 from l2d.run_lock import hold
-from l2d.model.card import training_record
-from l2d.model.finetune import finetuned_base
 from l2d.validation import InputError, check_train, one_line
 
 log = logging.getLogger(__name__)

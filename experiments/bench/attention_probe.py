@@ -28,7 +28,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from l2d.model.diffusion_path import AttentionBias  # noqa: E402
+from l2d.model.diffusion_path import AttentionBias
 
 BACKENDS = {"cudnn": [SDPBackend.CUDNN_ATTENTION], "efficient": [SDPBackend.EFFICIENT_ATTENTION],
             "flash": [SDPBackend.FLASH_ATTENTION], "math": [SDPBackend.MATH], "default": None}

@@ -39,7 +39,7 @@ from l2d.model.family import get  # noqa: E402
 from l2d.model.loading import random_model  # noqa: E402
 
 try:
-    from l2d.model import loss as chunked_loss  # noqa: E402
+    from l2d.model import loss as chunked_loss
     CHUNK_BYTES = 4 * chunked_loss.CHUNK_ELEMENTS
 except ImportError:  # a tree from before the chunked loss (to measure what it replaced)
     chunked_loss, CHUNK_BYTES = None, 0

@@ -12,7 +12,7 @@ reports its own number of evaluations (torchdiffeq shares one step size across t
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torchdiffeq._impl.odeint import SOLVERS as TORCHDIFFEQ_SOLVERS

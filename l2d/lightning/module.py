@@ -8,16 +8,16 @@ row the run stops with its last good weights.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
 
+from l2d.export import is_l2d
 from l2d.lightning.strategies import gradient_norm, whole_trainable
 from l2d.lightning.trainable import TrainableCheckpoints
 from l2d.model.dtypes import store_frozen
-from l2d.export import is_l2d
 from l2d.model.groups import checked_multipliers
 from l2d.validation import InputError
 

@@ -20,9 +20,9 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, IterableDataset
 
+from l2d.export import is_l2d
 from l2d.lightning.trainable import TrainableCheckpoints
 from l2d.model.generate import DecodeOptions
-from l2d.export import is_l2d
 from l2d.model.groups import checked_multipliers
 from l2d.rl.objective import choose_actions, clipped_surrogate, group_advantages, kl_k3
 from l2d.rl.policy import Scored, chain_log_probs, swapped, token_log_probs

@@ -16,8 +16,15 @@ from safetensors.torch import save_file
 
 from l2d.files import atomic_directory
 from l2d.model.card import TrainingRecord, card_and_record, l2d_card
-from l2d.model.digest import (DIGEST_FILE, DIGEST_VERSION, ExportError, refuse, verify_export, write_digest,
-                              written_with_digest)
+from l2d.model.digest import (
+    DIGEST_FILE,
+    DIGEST_VERSION,
+    ExportError,
+    refuse,
+    verify_export,
+    write_digest,
+    written_with_digest,
+)
 from l2d.model.origin import origin_of
 
 WEIGHTS_FILE = "diffusion_path.safetensors"

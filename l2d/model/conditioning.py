@@ -87,7 +87,7 @@ class ConditioningTable:
         self.modulation = torch.stack([live.block(i) for i in range(len(path.blocks))], dim=1)  # (K, blocks, 6, d)
         self.weight = live.fusion()  # (K, d)
 
-    def for_slots(self, slot_classes: torch.Tensor | None, slots_shape) -> "SlotConditioning":
+    def for_slots(self, slot_classes: torch.Tensor | None, slots_shape) -> SlotConditioning:
         if slot_classes is None:  # one row, broadcast to every slot without a copy
             return SlotConditioning(self.modulation[0].expand(*slots_shape, *self.modulation.shape[1:]),
                                     self.weight[0].expand(*slots_shape, -1))

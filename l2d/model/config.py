@@ -95,7 +95,7 @@ class L2DConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "L2DConfig":
+    def from_dict(cls, values: dict) -> L2DConfig:
         """The config an export records (older ones too: l2d.research.upgrade)."""
         values = research.upgrade(values)
         known = {f.name for f in dataclasses.fields(cls)}

@@ -49,7 +49,7 @@ class MainPathContext:
     sin: torch.Tensor
     mask: torch.Tensor
 
-    def rows(self, index: torch.Tensor) -> "MainPathContext":
+    def rows(self, index: torch.Tensor) -> MainPathContext:
         """The context of batch rows `index` only."""
         return MainPathContext([k[index] for k in self.keys], [v[index] for v in self.values], self.hidden[index],
                                self.token_embeddings[index], self.cos[index], self.sin[index], self.mask[index])
@@ -119,7 +119,7 @@ class DiffusionBlock(nn.Module):
         self.modulation = ModulationHead(config.conditioning_dim, lm_config.hidden_size, chunks=6)
         self.merged: dict[str, nn.Linear] | None = None  # set by DiffusionPath.merged_lora, at inference only
 
-    def attend(self, a: torch.Tensor, keys, values, cos, sin, bias: "AttentionBias") -> torch.Tensor:
+    def attend(self, a: torch.Tensor, keys, values, cos, sin, bias: AttentionBias) -> torch.Tensor:
         batch, slots, _ = a.shape
         q = self.projection("q_proj")(a).view(batch, slots, self.num_heads, self.head_dim)
         if self.query_norm is not None:
@@ -157,7 +157,7 @@ class DiffusionBlock(nn.Module):
             merged[name] = copy_.requires_grad_(False)
         return merged
 
-    def forward(self, h, modulation, keys, values, cos, sin, bias: "AttentionBias") -> torch.Tensor:
+    def forward(self, h, modulation, keys, values, cos, sin, bias: AttentionBias) -> torch.Tensor:
         """modulation: (..., 6, d), the block's (scale, shift, gate) for each of its two norms."""
         scale1, shift1, gate1, scale2, shift2, gate2 = modulation.unbind(-2)
         a = modulated_norm(h, self.input_norm.weight + scale1, shift1, self.eps)

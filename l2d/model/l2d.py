@@ -50,7 +50,7 @@ class Slots:
     classes: torch.Tensor | None
     context: MainPathContext
 
-    def repeat(self, count: int) -> "Slots":
+    def repeat(self, count: int) -> Slots:
         """The batch repeated `count` times along its rows (to score several t in one pass)."""
         if count == 1:
             return self
@@ -240,7 +240,7 @@ class L2DModel(CausalLM):
         save_diffusion_path(self, directory, training)
 
     @classmethod
-    def from_pretrained(cls, path, base: nn.Module | None = None, dtype=None) -> "L2DModel":
+    def from_pretrained(cls, path, base: nn.Module | None = None, dtype=None) -> L2DModel:
         """Restore a diffusion path from an export directory, or from a training checkpoint (.ckpt) of an L2D run
         (l2d.export); the base is loaded as recorded unless given, and refused when it is not the recorded one."""
         from l2d.export import load_l2d  # the export module builds on this class

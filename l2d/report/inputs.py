@@ -13,8 +13,16 @@ from omegaconf import OmegaConf
 from yaml import YAMLError
 
 from l2d.report import wandb_runs
-from l2d.report.records import (METRICS_CSV, METRICS_JSON, RESULTS_FILE, NoInputs, NotUsable, Result, TrainingRun,
-                                parse_result)
+from l2d.report.records import (
+    METRICS_CSV,
+    METRICS_JSON,
+    RESULTS_FILE,
+    NoInputs,
+    NotUsable,
+    Result,
+    TrainingRun,
+    parse_result,
+)
 
 log = logging.getLogger(__name__)
 

@@ -10,15 +10,15 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend is chosen first)
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter
 
-from l2d.report.records import Result, TrainingRun  # noqa: E402
-from l2d.report.rows import run_labels  # noqa: E402
-from l2d.report.series import Curves, guidance_of  # noqa: E402
-from l2d.report.tables import panel_title  # noqa: E402
+from l2d.report.records import Result, TrainingRun
+from l2d.report.rows import run_labels
+from l2d.report.series import Curves, guidance_of
+from l2d.report.tables import panel_title
 
 COLUMNS = 3  # subplots per figure row, one per task
 INCHES_PER_CHARACTER = 0.075  # of a legend label at the default font size

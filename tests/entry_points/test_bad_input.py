@@ -28,7 +28,6 @@ from l2d.validation import InputError, check_bench, check_evaluate, check_train,
 from tests.compose import compose_config
 from tests.training.conftest import TINY_RUN
 
-
 GROUPS = ("model", "method", "data", "task", "experiment")
 
 

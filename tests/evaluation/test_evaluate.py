@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from l2d.data.splits import GSM8K_HELDOUT_SIZE
 from l2d.evaluate import evaluate, print_table
 from l2d.train import train
-from l2d.data.splits import GSM8K_HELDOUT_SIZE
 from tests.compose import compose_config
 from tests.data_files import GSM8K_20, gsm8k_problems
 from tests.training.conftest import SMALL_REASONING_GYM, TINY_RUN

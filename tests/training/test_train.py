@@ -6,7 +6,6 @@ import time
 
 import pytest
 import torch
-from omegaconf import open_dict
 
 from l2d import L2DModel
 from l2d.train import train

@@ -180,7 +180,7 @@ class Experiment:
         rows = [line.split("\t") for line in table.read_text().splitlines()]
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         for row in rows:
-            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 Study = Callable[..., None]

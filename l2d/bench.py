@@ -101,10 +101,11 @@ def decoding_rows(cfg: DictConfig, base, device, dtype: str):
         prompt = torch.randint(0, base.config.vocab_size, (batch, cfg.decode.prompt_tokens), device=device)
         settings, nfe, compiled = {}, {}, set()
         if cfg.decode.transformers:
-            settings["transformers generate()"] = lambda: base.generate(
+            settings["transformers generate()"] = lambda prompt=prompt: base.generate(
                 prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=new, min_new_tokens=new,
                 do_sample=False, pad_token_id=0)
-        settings["ours, plain LM (levels=1)"] = lambda: plain.generate(prompt, max_new_tokens=new, temperature=0.0)
+        settings["ours, plain LM (levels=1)"] = lambda prompt=prompt: plain.generate(
+            prompt, max_new_tokens=new, temperature=0.0)
         for spec in cfg.decode.l2d:
             for guided in cfg.decode.guidance:
                 for suffix, variant in variants:
@@ -118,7 +119,7 @@ def decoding_rows(cfg: DictConfig, base, device, dtype: str):
                         if guided:
                             options.update(guidance=2.0, class_labels=torch.ones(batch, dtype=torch.long,
                                                                                  device=device))
-                        settings[name] = lambda options=options: l2d.generate(prompt, **options)
+                        settings[name] = lambda prompt=prompt, options=options: l2d.generate(prompt, **options)
                         nfe[name] = (2 if spec.solver == "midpoint" else 1) * (spec.levels - 1) + 1
         seconds, first = {}, {}
         with torch.no_grad():

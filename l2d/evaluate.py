@@ -42,10 +42,12 @@ def print_table(result: dict) -> None:
     columns = [("task", result["task"], "<"), ("method", result["model"]["method"], "<"),
                ("score %", f"{100 * s['score']:.2f}", ">"),
                ("95% CI", f"{100 * s['ci95_low']:.1f}-{100 * s['ci95_high']:.1f}", ">"),
-               ("n", str(s["n"]), ">"), ("no answer", str(s["n_unextracted"]), ">"), ("NFE", f"{s['mean_nfe']:.1f}", ">"),
+               ("n", str(s["n"]), ">"), ("no answer", str(s["n_unextracted"]), ">"),
+               ("NFE", f"{s['mean_nfe']:.1f}", ">"),
                *((k, f"{100 * v:.1f}", ">") for k, v in s.items() if k.startswith("pass@"))]
     widths = [max(len(head), len(value)) for head, value, _ in columns]
-    header, row = ("  ".join(f"{column[part]:{column[2]}{width}}" for column, width in zip(columns, widths))
+    header, row = ("  ".join(f"{column[part]:{column[2]}{width}}"
+                             for column, width in zip(columns, widths, strict=True))
                    for part in (0, 1))
     print(f"\n{header}\n{row}\n")
 

@@ -103,10 +103,11 @@ def trace(model, tokenizer, prompt_ids: list[int], top_k: int = 5, class_label: 
         raise RuntimeError(f"observed {len(observed)} evaluations but the decoder counted {sum(produced)}")
     table = model.diffusion_table()
     traces, start = [], 0
-    for token, count in zip(new, produced):
+    for token, count in zip(new, produced, strict=False):  # padding after the stop token has no evaluations
         window = observed[start:start + count]
         evaluations = [Evaluation(t, float(all_probs[token]),
-                                  [(show(tokenizer, i), float(p)) for p, i in zip(*(v.tolist() for v in top))])
+                                  [(show(tokenizer, i), float(p))
+                                   for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)])
                        for t, top, all_probs in window]
         candidates = sorted({i for _, top, _ in window for i in top.indices.tolist()} - {token})
         traces.append(TokenTrace(show(tokenizer, token), token, evaluations,

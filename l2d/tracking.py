@@ -147,7 +147,8 @@ def record_export(directory: Path, loggers: list) -> None:
         upload = getattr(logger, "upload_export", False) and not run.offline
         if upload:
             record["artifact"] = f"l2d-export-{run.id}"
-        write_atomically(directory / RUN_RECORD, lambda path: path.write_text(json.dumps(record, indent=1) + "\n"))
+        text = json.dumps(record, indent=1) + "\n"
+        write_atomically(directory / RUN_RECORD, lambda path, text=text: path.write_text(text))
         if upload:
             import wandb
 

@@ -136,7 +136,7 @@ def check_fresh(directory: Path) -> None:
     if not found:
         return
     last = directory / "checkpoints" / "last.ckpt"
-    resume = (f"resume it with ckpt_path={last}" if last.is_file() else "it has no checkpoint to resume from; remove it")
+    resume = f"resume it with ckpt_path={last}" if last.is_file() else "it has no checkpoint to resume from; remove it"
     raise InputError(f"{directory} already holds a training run ({' and '.join(found)}): {resume}, or train into "
                      "another directory (hydra.run.dir=DIR)")
 
@@ -151,7 +151,8 @@ def scoring_task() -> str:
 
 def summary(metrics: dict, export: Path | None, task: str = "<task>") -> str:
     """What a user should look at when a run ends, and the command that scores its export."""
-    lines = [f"\ntrained {metrics['method']} for {metrics['global_step']} steps in {metrics['wall_seconds'] / 60:.1f} min"]
+    minutes = metrics["wall_seconds"] / 60
+    lines = [f"\ntrained {metrics['method']} for {metrics['global_step']} steps in {minutes:.1f} min"]
     at = {float(k.removeprefix("val/loss_at_t")): v for k, v in metrics.items() if k.startswith("val/loss_at_t")}
     if at:  # L2D: t = 0 is the frozen base; a path that reads x_t brings t = 1 far below it
         lines.append("validation loss by t:  " + "   ".join(f"t={t:g} {at[t]:.3f}" for t in sorted(at)))

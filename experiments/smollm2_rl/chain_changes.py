@@ -16,6 +16,7 @@ e.g. the LoRA model the path was trained on): whether the chain's changes mend t
 
 import json
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import torch
@@ -45,7 +46,7 @@ def chains(model, ids, mask, generator, options) -> tuple[list[list[int]], list[
     active = list(range(len(new)))
     for step in range(len(observed) // per_token):  # the decoder drops finished rows, keeping the order
         window = torch.stack([top for _, top in observed[step * per_token:(step + 1) * per_token]], dim=1).tolist()
-        for row, chain in zip(active, window):
+        for row, chain in zip(active, window, strict=True):
             tokens[row].append(new[row][step])
             argmaxes[row].append(chain)
         active = [row for row in active if new[row][step] not in stops]
@@ -91,12 +92,12 @@ def main(main_results: str, results: str) -> None:
     outcomes: dict[bool, list[tuple[float, float]]] = {True: [], False: []}  # moved after t = 0 -> (score, MAIN's)
     for batch, ids, mask, generator in decode_batches(prompts, cfg.batch_size, cfg.seed, pad_id, model.device):
         new, argmaxes, times = chains(model, ids, mask, generator, options)
-        for k, emitted, token_chains in zip(batch, new, argmaxes):
+        for k, emitted, token_chains in zip(batch, new, argmaxes, strict=True):
             text = tokenizer.decode(emitted, skip_special_tokens=True)
             if text != records[k]["generations"][0]:
                 raise SystemExit(f"{records[k]['id']}: decoded {text!r}, "
                                  f"{results} has {records[k]['generations'][0]!r}")
-            found = [times[settled(chain, token)] for token, chain in zip(emitted, token_chains)]
+            found = [times[settled(chain, token)] for token, chain in zip(emitted, token_chains, strict=True)]
             settle_times += found
             outcomes[any(t > 0 for t in found)].append((records[k]["score"], alone[records[k]["id"]]))
     tokens = len(settle_times)
@@ -105,10 +106,10 @@ def main(main_results: str, results: str) -> None:
           f"the most likely token moved after t = 0 on {moved} ({100 * moved / tokens:.1f}%), in "
           f"{len(outcomes[True])} problems ({100 * len(outcomes[True]) / len(records):.1f}%)")
     shares = [sum(t == 0 for t in settle_times)] + [sum(low < t <= high for t in settle_times)
-                                                     for low, high in zip(BINS, BINS[1:])]
+                                                     for low, high in pairwise(BINS)]
     print("  the emitted token is the most likely from t = 0: " + ", ".join(
         [f"{100 * shares[0] / tokens:.1f}%"] + [f"({low}, {high}] {100 * n / tokens:.1f}%"
-                                                for (low, high), n in zip(zip(BINS, BINS[1:]), shares[1:])]))
+                                                for (low, high), n in zip(pairwise(BINS), shares[1:], strict=True)]))
     for kind, scores in (("moved", outcomes[True]), ("did not move", outcomes[False])):
         if scores:
             print(f"  problems where it {kind}: {len(scores)}, "

@@ -121,7 +121,8 @@ def t_start_on_validation(ex: Experiment, export: Path, candidates=TAU_CANDIDATE
     found = [ex.after(ex.out / "validation" / f"from{tau}" / "results.json") for tau in candidates]
     if not all(path.exists() for path in found):  # a dry run
         return "<tau>"
-    scores = {tau: json.loads(path.read_text())["summary"]["score"] for tau, path in zip(candidates, found)}
+    scores = {tau: json.loads(path.read_text())["summary"]["score"]
+              for tau, path in zip(candidates, found, strict=True)}
     return max(scores, key=lambda tau: (scores[tau], -float(tau)))
 
 

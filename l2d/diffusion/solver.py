@@ -13,6 +13,7 @@ reports its own number of evaluations (torchdiffeq shares one step size across t
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import pairwise
 
 import torch
 from torchdiffeq._impl.odeint import SOLVERS as TORCHDIFFEQ_SOLVERS
@@ -56,7 +57,7 @@ def fixed_step(velocity: Velocity, solver: str, t0: float, t1: float, x: torch.T
 
 
 def integrate_fixed(velocity: Velocity, x: torch.Tensor, solver: str, grid: list[float]) -> torch.Tensor:
-    for t0, t1 in zip(grid[:-1], grid[1:]):
+    for t0, t1 in pairwise(grid):
         x = fixed_step(velocity, solver, t0, t1, x)
     return x
 
@@ -102,13 +103,13 @@ def integrate_adaptive(velocity: RowVelocity, x: torch.Tensor, solver: str, t_en
         dt_rows = torch.minimum(dt[rows], t_end - t_rows)  # land exactly on t_end (torchdiffeq's step_t)
         step = dt_rows.to(x.dtype).unsqueeze(-1)
         k = [f[rows]]
-        for alpha_i, beta_i in zip(alpha, beta):
+        for alpha_i, beta_i in zip(alpha, beta, strict=True):
             t_i = t_rows + dt_rows if alpha_i == 1.0 else t_rows + alpha_i * dt_rows
-            x_i = x_rows + step * sum(b * k_j for b, k_j in zip(beta_i, k))
+            x_i = x_rows + step * sum(b * k_j for b, k_j in zip(beta_i, k, strict=True))
             k.append(velocity(t_i, x_i, rows))
         nfe[rows] += len(alpha)
-        x_next = x_rows + step * sum(c * k_j for c, k_j in zip(c_sol, k))
-        error = step * sum(c * k_j for c, k_j in zip(c_error, k))
+        x_next = x_rows + step * sum(c * k_j for c, k_j in zip(c_sol, k, strict=True))
+        error = step * sum(c * k_j for c, k_j in zip(c_error, k, strict=True))
         ratio = _rms(error / (atol + rtol * torch.maximum(x_rows.abs(), x_next.abs()))).to(torch.float64)
 
         accept = ratio <= 1

@@ -137,8 +137,8 @@ class TrainingModule(TrainableCheckpoints):
             return
         # The loss at fixed t over every validation position: the curve that shows the path reading x_t.
         sums, counts = self.trainer.strategy.reduce(self.val_at_t, reduce_op="sum")
-        at_t = {t: total / count for t, total, count in zip(self.val_timesteps, sums.tolist(), counts.tolist())
-                if count}
+        at_t = {t: total / count
+                for t, total, count in zip(self.val_timesteps, sums.tolist(), counts.tolist(), strict=True) if count}
         for t, loss in at_t.items():
             self.log(f"val/loss_at_t{t:g}", loss)
         if HEALTH_TIMES[0] in at_t and HEALTH_TIMES[1] in at_t:
@@ -148,7 +148,7 @@ class TrainingModule(TrainableCheckpoints):
         classes = torch.zeros_like(t).long() if self.network.num_classes else None
         with whole_trainable(self.network):  # sharded (trainer=fsdp): gathered outside a forward
             w_d = self.network.diffusion.condition(t, classes).fusion().abs().mean(-1)[0]
-        for time_, size in zip(self.val_timesteps, w_d.tolist()):
+        for time_, size in zip(self.val_timesteps, w_d.tolist(), strict=True):
             self.log(f"val/w_d_at_t{time_:g}", size)
 
     def log_t_bins(self, out) -> None:

@@ -71,8 +71,9 @@ class L2DLM(LM):
     """
 
     def __init__(self, checkpoint: str | None = None, model: str = "smollm2_135m", base_model: str | None = None,
-                 protocol: str | None = None, solver: str = "midpoint", levels: int | None = None, t_final: float | None = None,
-                 t_start: float | None = None, x1_estimate: str | None = None, x1_temperature: float | None = None,
+                 protocol: str | None = None, solver: str = "midpoint", levels: int | None = None,
+                 t_final: float | None = None, t_start: float | None = None, x1_estimate: str | None = None,
+                 x1_temperature: float | None = None,
                  anneal_x1_temperature: bool | None = None, atol: float | None = None, rtol: float | None = None,
                  guidance: float | None = None, guidance_class: str | None = None, compile: str | None = None,
                  temperature: float | None = None, max_new_tokens: int | None = None,
@@ -144,7 +145,7 @@ class L2DLM(LM):
                                    None if self.classes is None else [self.classes] * len(prompts),
                                    batch_size=self.batch_size, seed=self.seed, progress=not disable_tqdm,
                                    desc="l2d generate_until")
-            for i, completion in zip(indexes, completions):
+            for i, completion in zip(indexes, completions, strict=True):
                 texts[i] = postprocess_generated_text(completion.text, until, None)
                 self.cache_hook.add_partial("generate_until", requests[i].args, texts[i])
             log.info("l2d: %d generations, mean NFE per token %.2f", len(indexes),

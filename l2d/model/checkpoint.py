@@ -138,7 +138,8 @@ def load_trainable_state(model, state: dict, source) -> None:
                          f"{'...' if len(unexpected) > 5 else ''}")
     for name, tensor in state.items():
         if tensor.shape != expected[name].shape:
-            raise ValueError(f"{source}: {name} has shape {tuple(tensor.shape)}, expected {tuple(expected[name].shape)}")
+            raise ValueError(f"{source}: {name} has shape {tuple(tensor.shape)}, "
+                             f"expected {tuple(expected[name].shape)}")
     with torch.no_grad():
         for name, tensor in state.items():
             expected[name].copy_(tensor)

@@ -223,7 +223,8 @@ class DiffusionPath(nn.Module):
             block.modulation.mlp[-1].bias.view(6, -1)[list(GATES)] = 1.0
         device = self.fusion.head.mlp[-1].weight.device
         t = torch.tensor([0.0, 1.0], device=device)
-        classes = torch.zeros(2, dtype=torch.long, device=device) if self.conditioning.class_embedding is not None else None
+        classes = (torch.zeros(2, dtype=torch.long, device=device)
+                   if self.conditioning.class_embedding is not None else None)
         hidden = self.fusion.head.mlp[:-1](self.conditioning(t, classes))
         delta = hidden[1] - hidden[0]  # the last layer's input at t = 1 minus at t = 0
         self.fusion.head.mlp[-1].weight.copy_((delta / delta.pow(2).sum()).expand_as(self.fusion.head.mlp[-1].weight))
@@ -240,7 +241,7 @@ class DiffusionPath(nn.Module):
         versions = [(p._version, p.data_ptr(), p.dtype, p.device) for p in sources]
         if self._merged is None or self._merged[0] != versions:
             self._merged = (versions, [block.merge() for block in self.blocks])
-        for block, merged in zip(self.blocks, self._merged[1]):
+        for block, merged in zip(self.blocks, self._merged[1], strict=True):
             block.merged = merged
         try:
             yield

@@ -133,7 +133,7 @@ def is_static(entry) -> bool:
 def copy_rows(source, target, rows: torch.Tensor) -> None:
     """Fill the static cache `target` (allocated for len(rows) rows, same length) with rows `rows` of the static
     cache `source`: a beam that widens moves into a cache of its own width instead of into fresh tensors."""
-    for entry, into in zip(source.layers, target.layers):
+    for entry, into in zip(source.layers, target.layers, strict=True):
         keys, values = entry.keys[rows], entry.values[rows]
         if not into.is_initialized:
             into.lazy_initialization(keys, values)

@@ -212,7 +212,8 @@ class L2DModel(CausalLM):
                                       x0=torch.cat(batch_noises) * self.config.sigma)
             outputs += [self.output(slots, *parts) for parts in
                         zip(out.logits.chunk(count), out.timesteps.chunk(count),
-                            out.token_losses.chunk(count) if out.token_losses is not None else [None] * count)]
+                            out.token_losses.chunk(count) if out.token_losses is not None else [None] * count,
+                            strict=True)]
         return outputs
 
     # ---- inference and bookkeeping ---------------------------------------------------------------

@@ -56,7 +56,7 @@ class CausalLM(nn.Module):
                 key_mask) -> MainPathContext:
         """Context for Q query slots: query_tokens (B, Q) each slot's own input token, query_index (B, Q)
         its cache index, query_position (B, Q) its RoPE position, key_mask (B, T) which cached keys are real."""
-        keys, values = zip(*(layer_kv(cache, layer) for layer in range(num_layers)))
+        keys, values = zip(*(layer_kv(cache, layer) for layer in range(num_layers)), strict=True)
         token_embeddings = get(self.base, self.family.embed_tokens)(query_tokens)
         cos, sin = rotary_cos_sin(get(self.base, self.family.rotary), hidden, query_position)
         key_index = torch.arange(key_mask.shape[1], device=key_mask.device)

@@ -69,7 +69,7 @@ def compare(reference: str, *others: str) -> list[str]:
         pair = paired(base, found)
         by_run = ""
         if "runs" in summary and len(summary["runs"]) == len(base_summary.get("runs", ())):
-            differences = [b - a for a, b in zip(base_summary["runs"], summary["runs"])]
+            differences = [b - a for a, b in zip(base_summary["runs"], summary["runs"], strict=True)]
             by_run = (f"; run by run {' / '.join(f'{100 * d:+.1f}' for d in differences)}, "
                       f"t-test over the runs p = {ttest_rel(summary['runs'], base_summary['runs']).pvalue:.2g}")
         lines.append(f"{score_line(other, summary)}; "

@@ -68,7 +68,7 @@ def per_task_figure(found: Curves, x: Callable[[Result], float], x_label: str, t
     width = max(4.6 * columns, INCHES_PER_CHARACTER * max(map(len, labels)) + 1.0)  # the legend fits
     figure, axes = plt.subplots(rows, columns, figsize=(width, 3.4 * rows + 1.0), squeeze=False,
                                 layout="constrained")
-    for ax, (panel, series) in zip(axes.flat, found.items()):
+    for ax, (panel, series) in zip(axes.flat, found.items(), strict=False):  # a last row's spare axes are hidden below
         for label, members in series.items():
             ax.errorbar([x(r) for r in members], [100 * r.score for r in members], yerr=error_bars(members),
                         marker="o", capsize=3, elinewidth=1, color=colour[label], label=label)
@@ -85,7 +85,7 @@ def per_task_figure(found: Curves, x: Callable[[Result], float], x_label: str, t
         ax.set_visible(False)
     handles: dict[str, object] = {}  # every series once, whichever subplot has it
     for ax in axes.flat:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, handle)
     legend_below(figure, list(handles.values()), list(handles))
     figure.suptitle(title)
@@ -181,7 +181,7 @@ def rl_reward(runs: Sequence[TrainingRun], window: int = 5) -> Figure:
     figure, axes = plt.subplots(1, count, figsize=(RL_PANEL_INCHES * count, 4.2), squeeze=False, layout="constrained")
     levels = sorted({n for run in runs for n in run.reward_by_levels()})
     colour = colours([str(n) for n in levels])
-    for ax, run in zip(axes.flat, runs):
+    for ax, run in zip(axes.flat, runs, strict=True):
         for n, points in run.reward_by_levels().items():
             batches, rewards = [b for b, _ in points], [100 * r for _, r in points]
             smooth = [sum(rewards[max(0, i - window + 1):i + 1]) / len(rewards[max(0, i - window + 1):i + 1])

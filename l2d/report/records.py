@@ -108,7 +108,7 @@ class TrainingRun:
         rewards, levels = self.columns.get("rl/reward", []), self.columns.get("rl/levels", [])
         found: dict[int, list[tuple[int, float]]] = {}
         if rewards and len(rewards) == len(levels):
-            for batch, (reward, count) in enumerate(zip(rewards, levels)):
+            for batch, (reward, count) in enumerate(zip(rewards, levels, strict=True)):
                 found.setdefault(int(count), []).append((batch, reward))
         return dict(sorted(found.items()))
 

@@ -122,7 +122,7 @@ def unique(labels: dict[K, str], distinguish: Callable[[list[K]], list[str]]) ->
     named = dict(labels)
     for label, items in by_label.items():
         if len(items) > 1:
-            named.update((item, f"{label} [{tag}]") for item, tag in zip(items, distinguish(items)))
+            named.update((item, f"{label} [{tag}]") for item, tag in zip(items, distinguish(items), strict=True))
     return named
 
 
@@ -138,7 +138,7 @@ def checkpoint_tags(keys: Sequence[RowKey]) -> dict[RowKey, str]:
     for group in groups.values():
         checkpoints = sorted({key.checkpoint or "" for key in group})
         if len(checkpoints) > 1:
-            short = dict(zip(checkpoints, short_paths(checkpoints)))
+            short = dict(zip(checkpoints, short_paths(checkpoints), strict=True))
             tags.update((key, short[key.checkpoint or ""]) for key in group)
     return tags
 
@@ -214,8 +214,9 @@ def within(override: str, root: str | None) -> str:
 
 def run_labels(runs: Sequence[TrainingRun]) -> dict[TrainingRun, str]:
     """'<method> <overrides>' with only the overrides that not every run shares (what a sweep varies),
-    else '<method> <folder>' (the method alone in a folder of its name). A path among the runs' folders is written from their common folder on
-    ('finetuned=lora/export'), so labels name sibling runs, not where they lie on one machine."""
+    else '<method> <folder>' (the method alone in a folder of its name). A path among the runs' folders is written
+    from their common folder on ('finetuned=lora/export'), so labels name sibling runs, not where they lie on one
+    machine."""
     shared = set.intersection(*(set(run.overrides) for run in runs)) if runs else set()
     root = common_folder([str(run.path) for run in runs])
     # A resumed run is the run it continues: where it started again is no part of its name.

@@ -185,6 +185,7 @@ def as_input(run: WandbRun) -> Result | TrainingRun:
             if not name.startswith("_") and isinstance(value, (int, float)) and not isinstance(value, bool):
                 columns.setdefault(name, []).append(float(value))
     method = run.config.get("method")
-    return TrainingRun(path=run.path, method=method.get("name", "run") if isinstance(method, dict) else "run", overrides=list(run.config.get("overrides") or []),
+    return TrainingRun(path=run.path, method=method.get("name", "run") if isinstance(method, dict) else "run",
+                       overrides=list(run.config.get("overrides") or []),
                        trainable_parameters=run.config.get("params/trainable"),
                        wall_seconds=run.summary.get("_runtime"), columns=columns)

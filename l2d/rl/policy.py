@@ -111,11 +111,11 @@ def swapped(parameters: list[nn.Parameter], values: list[torch.Tensor]):
     """Run with `parameters` holding `values` (e.g. the starting policy, for the KL to it), then restore them."""
     kept = [p.detach().clone() for p in parameters]
     with torch.no_grad():
-        for parameter, value in zip(parameters, values):
+        for parameter, value in zip(parameters, values, strict=True):
             parameter.copy_(value)
     try:
         yield
     finally:
         with torch.no_grad():
-            for parameter, value in zip(parameters, kept):
+            for parameter, value in zip(parameters, kept, strict=True):
                 parameter.copy_(value)

@@ -144,7 +144,7 @@ def run_task(model, tokenizer, task: Task, decoding: Decoding, batch_size: int =
     generations = [[completions[(i, s)].text for s in range(samples)] for i in range(len(problems))]
     results = task.score_all(problems, generations)
     records = []
-    for i, (problem, result) in enumerate(zip(problems, results)):
+    for i, (problem, result) in enumerate(zip(problems, results, strict=True)):
         per_sample = [completions[(i, s)] for s in range(samples)]
         records.append({"id": problem["id"], "question": problem["question"], "generations": generations[i],
                         **{k: v for k, v in result.items() if k != "statuses"}, "score": problem_score(result),

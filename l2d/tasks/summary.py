@@ -131,5 +131,6 @@ def summarize(results: Sequence[Mapping[str, Any]], metric: str = "accuracy", ks
     summary["score"] = sum(scores) / n if n else 0.0
     several = any(count > 1 for count in completions)
     summary["interval"] = "bootstrap over problems" if several else "wilson"
-    summary["ci95_low"], summary["ci95_high"] = bootstrap_interval(scores) if several else wilson_interval(sum(scores), n)
+    interval = bootstrap_interval(scores) if several else wilson_interval(sum(scores), n)
+    summary["ci95_low"], summary["ci95_high"] = interval
     return summary

@@ -41,7 +41,8 @@ def test_ids_are_the_templates_and_labels_are_aligned(any_template_tokenizer):
     tokens = tokenize_chat(any_template_tokenizer, CONVERSATION)
     assert tokens["input_ids"] == any_template_tokenizer.apply_chat_template(CONVERSATION)["input_ids"]
     assert len(tokens["labels"]) == len(tokens["input_ids"])
-    assert all(label in (IGNORE_INDEX, token) for token, label in zip(tokens["input_ids"], tokens["labels"]))
+    assert all(label in (IGNORE_INDEX, token)
+               for token, label in zip(tokens["input_ids"], tokens["labels"], strict=True))
 
 
 def test_over_long_chat_is_refused_not_truncated(tokenizer):

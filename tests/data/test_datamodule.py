@@ -50,7 +50,7 @@ def test_class_ids_sorted_names_null_for_unlabeled(tmp_path, tokenizer):
     assert data.class_names == ["a", "b"]
     batch = next(iter(data.train_dataloader()))
     by_answer = {tokenizer.decode(ids[labels != IGNORE_INDEX][:-1]): c.item()
-                 for ids, labels, c in zip(batch["input_ids"], batch["labels"], batch["class_labels"])}
+                 for ids, labels, c in zip(batch["input_ids"], batch["labels"], batch["class_labels"], strict=True)}
     assert by_answer == {"a": 1, "b": 2, "none": 0}
 
 
@@ -93,7 +93,8 @@ def test_gsm8k_validation_is_the_heldout_slice(tmp_path, tokenizer):
 
 def unpadded(loader) -> list[list[list[int]]]:
     """Each batch as its examples' token ids, without padding."""
-    return [[row[mask.bool()].tolist() for row, mask in zip(b["input_ids"], b["attention_mask"])] for b in loader]
+    return [[row[mask.bool()].tolist() for row, mask in zip(b["input_ids"], b["attention_mask"], strict=True)]
+            for b in loader]
 
 
 def epoch_batches(data: L2DDataModule, epoch: int | None = None) -> list[list[list[int]]]:

@@ -27,8 +27,9 @@ def fixtures(tmp_path: Path) -> dict[str, list[str]]:
         {"problem": f"What is {i}+{i}?", "level": "Level 1", "type": "Algebra",
          "solution": f"It is $\\boxed{{{2 * i}}}$."} for i in range(8)])
     mbpp = write_jsonl(tmp_path / "mbpp.jsonl", [
-        {"task_id": i, "text": "Write a function add(a, b) returning the sum.", "code": "def add(a, b):\n    return a + b",
-         "test_list": ["assert add(1, 2) == 3"], "test_setup_code": "", "challenge_test_list": []} for i in range(8)])
+        {"task_id": i, "text": "Write a function add(a, b) returning the sum.",
+         "code": "def add(a, b):\n    return a + b", "test_list": ["assert add(1, 2) == 3"], "test_setup_code": "",
+         "challenge_test_list": []} for i in range(8)])
     mmlu = write_jsonl(tmp_path / "mmlu.jsonl", [
         {"question": f"Question {i}?", "subject": "anatomy", "choices": ["w", "x", "y", "z"], "answer": i % 4}
         for i in range(8)])

@@ -81,8 +81,8 @@ def ours(task_dir, tmp_path, *overrides):
 
 def theirs(task_dir, model_args: dict):
     results = simple_evaluate(model="l2d", model_args={"model": "tiny", **model_args}, tasks=[TASK], batch_size=2,
-                              task_manager=TaskManager(include_path=str(task_dir), include_defaults=False), apply_chat_template=True,
-                              fewshot_as_multiturn=True, log_samples=True)
+                              task_manager=TaskManager(include_path=str(task_dir), include_defaults=False),
+                              apply_chat_template=True, fewshot_as_multiturn=True, log_samples=True)
     samples = sorted(results["samples"][TASK], key=lambda s: s["doc_id"])
     return [s["resps"][0][0] for s in samples], results["results"][TASK]["exact_match,strict-match"]
 
@@ -115,7 +115,8 @@ def test_every_decoding_option_is_a_model_argument(export):
                                   "x1_estimate": "expectation",
                                   "x1_temperature": 0.5, "anneal_x1_temperature": False, "atol": 1e-2, "rtol": 0.5,
                                   "compile": "eager"}
-    assert (lm.decoding.temperature, lm.decoding.max_new_tokens, lm.decoding.token_search) == (0.7, 5, {"hypotheses": 2})
+    decoding = lm.decoding
+    assert (decoding.temperature, decoding.max_new_tokens, decoding.token_search) == (0.7, 5, {"hypotheses": 2})
     assert (lm.batch_size, lm.seed, lm.device.type) == (4, 3, "cpu")
     assert lm.get_model_info()["l2d"]["method"] == "l2d_lora"
 

@@ -97,8 +97,8 @@ def test_a_checkpoint_away_from_its_run_or_on_another_base_is_refused(runs, tmp_
     shutil.copy(runs / "l2d" / "checkpoints" / "step000002.ckpt", alone)
     with pytest.raises(InputError, match=r"no \.hydra/config\.yaml beside it or in the directory above"):
         load_training_checkpoint(alone)
-    with pytest.raises(ExportError, match=r"trained on another base than the one given: base.probe its base's weights there, "
-                                          r"other weights \(embedding sketch \d+% away\) here"):
+    with pytest.raises(ExportError, match=r"trained on another base than the one given: base.probe its base's weights "
+                                          r"there, other weights \(embedding sketch \d+% away\) here"):
         load_training_checkpoint(runs / "l2d" / "checkpoints" / "step000002.ckpt", base_model="tiny:seed=1")
     with pytest.raises(InputError, match=r"checkpoint=.*/nope\.ckpt: no such file \(give a training run's export/ "
                                          r"directory, or one of its checkpoints/\*\.ckpt\)"):

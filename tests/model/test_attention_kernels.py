@@ -38,7 +38,7 @@ def efficient_kernel_refusals(q, k, v, attn_mask=None, enable_gqa=False, **_) ->
         reasons.append("storage offsets aligned")
     if attn_mask is not None:
         target = (q.shape[0], q.shape[1], q.shape[2], k.shape[2])
-        if attn_mask.dim() != 4 or any(m not in (1, t) for m, t in zip(attn_mask.shape, target)):
+        if attn_mask.dim() != 4 or any(m not in (1, t) for m, t in zip(attn_mask.shape, target, strict=True)):
             reasons.append(f"mask {tuple(attn_mask.shape)} does not broadcast to {target}")
         if attn_mask.dtype != q.dtype:
             reasons.append("mask not an additive bias in q's dtype (converted anew at every call)")

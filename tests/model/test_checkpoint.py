@@ -51,7 +51,8 @@ def test_overwrite_is_atomic_and_complete(tmp_path):
     first.save_pretrained(tmp_path / "ckpt")
     second.save_pretrained(tmp_path / "ckpt")
     restored = L2DModel.from_pretrained(tmp_path / "ckpt", base=tiny_base())
-    for (name, p), (_, q) in zip(second.trainable_named_parameters(), restored.trainable_named_parameters()):
+    pairs = zip(second.trainable_named_parameters(), restored.trainable_named_parameters(), strict=True)
+    for (name, p), (_, q) in pairs:
         assert torch.equal(p, q), name
 
 

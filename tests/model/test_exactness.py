@@ -110,7 +110,7 @@ def test_losses_at_reuse_one_main_pass_with_the_same_positions_and_noise():
     assert [c.loss for c in curve] == [a.loss for a in again]
     with torch.no_grad():
         torch.testing.assert_close(curve[0].loss, base(ids, labels=labels).loss, rtol=1e-6, atol=1e-6)
-        for t, point in zip(times, curve):
+        for t, point in zip(times, curve, strict=True):
             torch.manual_seed(5)  # forward draws x0 from the global stream: the same numbers
             torch.testing.assert_close(model(ids, labels=labels, timesteps=t).loss, point.loss)
     assert curve[1].loss != curve[2].loss
@@ -134,7 +134,7 @@ def test_losses_at_in_one_batched_pass_equal_one_pass_per_t_and_the_sampled_loss
     alone = model.losses_at(ids, labels=labels, timesteps=times, generator=torch.Generator().manual_seed(5),
                             sampled=True)
     assert len(batched) == len(alone) == len(times) + 1
-    for ours, theirs in zip(batched, alone):
+    for ours, theirs in zip(batched, alone, strict=True):
         torch.testing.assert_close(ours.token_losses, theirs.token_losses)
         torch.testing.assert_close(ours.logits, theirs.logits)
     fixed = model.losses_at(ids, labels=labels, timesteps=times, generator=torch.Generator().manual_seed(5))

@@ -91,7 +91,7 @@ def test_a_missing_digest_names_the_opt_out_and_the_opt_out_loads(tmp_path, monk
     monkeypatch.setenv(OPT_OUT, "1")
     restored = L2DModel.from_pretrained(tmp_path / "export", base=tiny_base())
     assert all(torch.equal(p, q) for (_, p), (_, q) in zip(model.trainable_named_parameters(),
-                                                           restored.trainable_named_parameters()))
+                                                           restored.trainable_named_parameters(), strict=True))
     assert f"{DIGEST_FILE} is missing" in caplog.text
 
 
@@ -136,7 +136,7 @@ def test_disk_full_while_exporting_leaves_the_earlier_export_whole(error, tmp_pa
     assert [path.name for path in tmp_path.iterdir()] == ["export"]  # no staging directory left
     restored = L2DModel.from_pretrained(tmp_path / "export", base=tiny_base())
     assert all(torch.equal(p, q) for (_, p), (_, q) in zip(first.trainable_named_parameters(),
-                                                           restored.trainable_named_parameters()))
+                                                           restored.trainable_named_parameters(), strict=True))
     with pytest.raises(DiskFull, match=rf"writing .*fresh/{WEIGHTS_FILE}: no .*fresh was written"):
         exported(tmp_path / "fresh")
     assert not (tmp_path / "fresh").exists()

@@ -107,7 +107,8 @@ def test_finished_rows_leave_the_batch_and_the_rest_decode_as_in_the_full_batch(
 def test_guidance_one_equals_plain_conditional(model):
     ids, mask = decode_prompts()
     classes = torch.tensor([1, 2, 1])
-    plain = model.generate(ids, mask, max_new_tokens=4, class_labels=classes, generator=torch.Generator().manual_seed(7))
+    plain = model.generate(ids, mask, max_new_tokens=4, class_labels=classes,
+                           generator=torch.Generator().manual_seed(7))
     guided = model.generate(ids, mask, max_new_tokens=4, class_labels=classes, guidance=1.0,
                             generator=torch.Generator().manual_seed(7))
     assert torch.equal(plain, guided)

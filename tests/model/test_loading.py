@@ -86,7 +86,8 @@ def test_a_gguf_file_is_de_quantized_once_then_read_from_the_cache(monkeypatch, 
     first, _ = loading.load_base_model(str(source))
     second, _ = loading.load_base_model(str(source))
     assert de_quantized == [(str(tmp_path), "model.gguf")]
-    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
+    assert all(torch.equal(a, b)
+               for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True))
     assert origin_of(second).name == str(source)
     monkeypatch.setenv(CACHE_ENV, "")
     loading.load_base_model(str(source))

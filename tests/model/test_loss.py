@@ -66,7 +66,8 @@ def test_model_loss_and_gradients_match_float32_cross_entropy_of_its_logits():
     ours = gradients(out.loss)
     again = model(ids, labels=labels, generator=torch.Generator().manual_seed(4))
     targets = next_token_labels(labels).gather(1, again.positions)
-    reference = F.cross_entropy(again.logits.float().flatten(0, 1), targets.flatten(), reduction="sum") / again.valid.sum()
+    summed = F.cross_entropy(again.logits.float().flatten(0, 1), targets.flatten(), reduction="sum")
+    reference = summed / again.valid.sum()
     torch.testing.assert_close(out.loss, reference, rtol=1e-6, atol=1e-6)
-    for mine, theirs in zip(ours, gradients(reference)):
+    for mine, theirs in zip(ours, gradients(reference), strict=True):
         torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-6)  # float32 sums in another order

@@ -73,10 +73,11 @@ def write_run(run: Path, overrides: list[str], offset: float = 0.0, steps: int =
     for step in range(steps):
         rows.append({"lr-AdamW": 1e-4, "step": step})
         rows.append({"epoch": 0, "step": step, "train/loss": 5.0 - 0.01 * step,
-                     **dict(zip(train_bins, bin_losses(step, "train", offset)))})
+                     **dict(zip(train_bins, bin_losses(step, "train", offset), strict=True))})
         if step % 5 == 4 and method.startswith("l2d"):  # the last validation: 6.2 at t=0, 3.1 at t=1
             rows.append({"epoch": 0, "step": step, "val/loss": 5.5, "val/loss_at_t0": 6.2 + (steps - 1 - step) / 10,
-                         "val/loss_at_t1": 3.1 + (steps - 1 - step) / 10, **dict(zip(val_bins, bin_losses(step, "val", offset)))})
+                         "val/loss_at_t1": 3.1 + (steps - 1 - step) / 10,
+                         **dict(zip(val_bins, bin_losses(step, "val", offset), strict=True))})
         elif step % 5 == 4:
             rows.append({"epoch": 0, "step": step, "val/loss": 2.5 + (steps - 1 - step) / 10})  # the last: 2.5
     with (run / "metrics.csv").open("w", newline="") as handle:

@@ -16,7 +16,7 @@ def section_table(markdown: str, title: str) -> list[dict[str, str]]:
         elif table:
             break
     header, _, *rows = table
-    return [dict(zip(header, row)) for row in rows]
+    return [dict(zip(header, row, strict=True)) for row in rows]
 
 
 def section_titles(markdown: str) -> list[str]:

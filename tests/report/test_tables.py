@@ -36,8 +36,8 @@ def paper_layout(tmp_path, write_result) -> str:
 
 def test_main_table_columns_follow_the_paper(paper_layout):
     rows = section_table(paper_layout, "Results")
-    assert list(rows[0]) == ["Model", "Protocol", "GSM8K", "MATH", "Math avg", "HumanEval", "MBPP", "Coding avg", "MMLU",
-                             "Avg", "Params"]
+    assert list(rows[0]) == ["Model", "Protocol", "GSM8K", "MATH", "Math avg", "HumanEval", "MBPP", "Coding avg",
+                             "MMLU", "Avg", "Params"]
     assert [row["Model"] for row in rows] == ["smollm2-135m", "LoRA", "L2D-LoRA"]
 
 
@@ -113,7 +113,8 @@ def test_average_over_missing_tasks_is_marked(sweep):
 
 
 def test_nfe_table_has_one_series_per_solver(sweep):
-    rows = [(r["Task"], r["Model"], r["NFE"], r["Score %"].split()[0]) for r in section_table(sweep, "Score against NFE")]
+    table = section_table(sweep, "Score against NFE")
+    rows = [(r["Task"], r["Model"], r["NFE"], r["Score %"].split()[0]) for r in table]
     gsm8k = [row[1:] for row in rows if row[0] == "GSM8K"]
     assert gsm8k[0] == ("smollm2-135m (no diffusion)", "1", "10.00")
     midpoint = [(nfe, score) for name, nfe, score in gsm8k if name == "L2D-LoRA"]
@@ -320,7 +321,8 @@ def test_the_recorded_protocol_names_the_row_and_sampled_scores_pair_by_problem(
     more = write_result("levels8", "gsm8k", "l2d_lora", 0.75, levels=8, n=4)
     with_records(more, [[True, True, True, False]] * 4, protocol)
     [row] = section_table(render(tmp_path, tmp_path / "evals"), "More steps, paired")
-    assert (row["Protocol"], row["Gained / lost"], row["Change (95%)"]) == ("paper", "+4 / −0", "+50.0 (+50.0 to +50.0)")
+    assert (row["Protocol"], row["Gained / lost"], row["Change (95%)"]) == ("paper", "+4 / −0",
+                                                                            "+50.0 (+50.0 to +50.0)")
     assert float(row["p"]) == pytest.approx(2 / 16)
 
 
@@ -335,7 +337,7 @@ def test_an_rl_stage_reports_its_reward_by_level_count(tmp_path):
     with (run / "metrics.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["step", "rl/reward", "rl/levels", "val/accuracy"])
         writer.writeheader()
-        for batch, (n, reward) in enumerate(zip(levels, rewards)):
+        for batch, (n, reward) in enumerate(zip(levels, rewards, strict=True)):
             writer.writerow({"step": 2 * batch, "rl/reward": reward, "rl/levels": n})
         writer.writerow({"step": 11, "val/accuracy": 0.3})
     (run / "metrics.json").write_text(json.dumps({"method": "l2d_rl"}))
@@ -355,10 +357,12 @@ def test_rl_panels_wrap_long_run_names_instead_of_running_into_each_other():
     from l2d.report.records import TrainingRun
 
     init = "init=experiments/runs/a_long_experiment_name/" + "nested/" * 4 + "export"
-    runs = [TrainingRun(path=Path(f"runs/{name}"), method=method, overrides=[f"method={method}", f"{init}/{name}",
-                                                                           "module.lr_multipliers={w_d:0,conditioning:0}"],
+    held = "module.lr_multipliers={w_d:0,conditioning:0}"
+    runs = [TrainingRun(path=Path(f"runs/{name}"), method=method,
+                        overrides=[f"method={method}", f"{init}/{name}", held],
                         trainable_parameters=None, wall_seconds=None,
-                        columns={"rl/reward": [0.1, 0.2, 0.3], "rl/levels": [2, 8, 2] if method == "l2d_rl" else [1] * 3})
+                        columns={"rl/reward": [0.1, 0.2, 0.3],
+                                 "rl/levels": [2, 8, 2] if method == "l2d_rl" else [1] * 3})
             for name, method in (("lora_rl", "lora_rl"), ("l2d_rl", "l2d_rl"))]
     figure = rl_reward(runs)
     figure.canvas.draw()

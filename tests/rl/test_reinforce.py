@@ -141,10 +141,11 @@ def test_group_advantages_compare_completions_of_one_prompt():
 
 def fit(module, tmp_path, steps: int, ckpt_path=None, every: int = 2, stop_after: int = -1):
     checkpoints = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path / "checkpoints", every_n_train_steps=every,
-                                                      save_top_k=-1, filename="step{step}", auto_insert_metric_name=False)
-    trainer = L.Trainer(max_epochs=1, max_steps=stop_after, logger=False, callbacks=[checkpoints], plugins=[AtomicCheckpointIO()],
-                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                        limit_val_batches=0, accelerator="cpu")
+                                                      save_top_k=-1, filename="step{step}",
+                                                      auto_insert_metric_name=False)
+    trainer = L.Trainer(max_epochs=1, max_steps=stop_after, logger=False, callbacks=[checkpoints],
+                        plugins=[AtomicCheckpointIO()], enable_progress_bar=False, enable_model_summary=False,
+                        num_sanity_val_steps=0, limit_val_batches=0, accelerator="cpu")
     trainer.fit(module, datamodule=PromptDataModule(steps, 2, 4), ckpt_path=ckpt_path)
     return trainer
 
@@ -153,7 +154,7 @@ def test_rl_changes_the_path_yet_at_t0_the_model_is_still_exactly_the_base(tmp_p
     model, tokenizer = l2d_policy()
     start = [p.detach().clone() for _, p in model.trainable_named_parameters()]
     fit(module_for(model, tokenizer), tmp_path, steps=3)
-    assert any(not torch.equal(a, p) for a, (_, p) in zip(start, model.trainable_named_parameters()))
+    assert any(not torch.equal(a, p) for a, (_, p) in zip(start, model.trainable_named_parameters(), strict=True))
     ids, mask = prompts(tokenizer)
     with torch.no_grad():
         out = model(ids, mask, timesteps=0.0)
@@ -170,8 +171,9 @@ def test_a_run_resumed_mid_way_continues_as_the_uninterrupted_one(tmp_path):
     model, tokenizer = l2d_policy()
     fit(module_for(model, tokenizer), tmp_path / "cut", steps=4, stop_after=2)  # as if killed after step 2
     model, tokenizer = l2d_policy()  # a fresh process: the start again, then the checkpoint of step 2
-    fit(module_for(model, tokenizer), tmp_path / "resumed", steps=4, ckpt_path=tmp_path / "cut" / "checkpoints" / "step2.ckpt")
-    for a, (_, b) in zip(whole, model.trainable_named_parameters()):
+    fit(module_for(model, tokenizer), tmp_path / "resumed", steps=4,
+        ckpt_path=tmp_path / "cut" / "checkpoints" / "step2.ckpt")
+    for a, (_, b) in zip(whole, model.trainable_named_parameters(), strict=True):
         assert torch.equal(a, b)
 
 
@@ -182,7 +184,7 @@ def test_lr_multipliers_hold_a_part_of_the_path_through_rl(tmp_path):
     groups = model.trainable_groups()
     start = {name: [p.detach().clone() for p in parameters] for name, parameters in groups.items()}
     fit(module_for(model, tokenizer, lr_multipliers={"w_d": 0, "conditioning": 0}), tmp_path, steps=3)
-    moved = {name: any(not torch.equal(a, p) for a, p in zip(start[name], parameters))
+    moved = {name: any(not torch.equal(a, p) for a, p in zip(start[name], parameters, strict=True))
              for name, parameters in groups.items()}
     assert not moved["w_d"] and not moved["conditioning"]
     assert moved["lora_B"] and moved["translation"]
@@ -262,7 +264,7 @@ def test_lora_in_token_space_one_action_per_token(tmp_path):
     base, tokenizer = tiny_model()
     lora = Finetune(base, lora_rank=4)
     with torch.no_grad():
-        for name, p in lora.trainable_named_parameters():
+        for _, p in lora.trainable_named_parameters():
             p.add_(torch.randn_like(p) * 0.05)
     lora.save_pretrained(tmp_path / "lora")
     policy = TokenPolicy(Finetune(tiny_model()[0], init=tmp_path / "lora"))
@@ -283,13 +285,14 @@ def test_lora_in_token_space_one_action_per_token(tmp_path):
     losses = module.losses(done, rows, chosen, torch.ones(len(rows)), module.start_log_probs(done, rows, chosen))
     assert losses["kl"].abs().max() < 1e-5  # the start itself
     fit(module, tmp_path / "run", steps=2)
-    assert any(not torch.equal(a, p) for a, (_, p) in zip(start, policy.trainable_named_parameters()))
+    assert any(not torch.equal(a, p) for a, (_, p) in zip(start, policy.trainable_named_parameters(), strict=True))
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
     (["init=null"], r"method=l2d_rl trains on from an export: give init=<an L2D run's export/ directory>"),
     (["init={lora}"], r"no l2d_config.json in it \(give an L2D run's export/ directory\)"),
-    (["method.reinforce.task.name=poetry"], r"method.reinforce.task: unknown task 'poetry'.*the reward is a task's verifier"),
+    (["method.reinforce.task.name=poetry"],
+     r"method.reinforce.task: unknown task 'poetry'.*the reward is a task's verifier"),
     (["method.reinforce.group_size=1"], r"method.reinforce.group_size must be an integer >= 2"),
     (["method.reinforce.steps=abc"], r"method.reinforce.steps must be an integer >= 1, got 'abc'"),
     (["method.reinforce.levels=[2,0]"], r"method.reinforce.levels must be a list of integers >= 1, got \[2, 0\]"),

@@ -110,7 +110,8 @@ def test_the_paired_p_is_the_exact_share_of_sign_flips_at_least_as_far_from_zero
     moved = [d for d in differences if d]
     observed = abs(sum(moved))
     flips = list(itertools.product((1, -1), repeat=len(moved)))
-    expected = sum(abs(sum(s * d for s, d in zip(signs, moved))) >= observed - 1e-9 for signs in flips) / len(flips)
+    at_least = sum(abs(sum(s * d for s, d in zip(signs, moved, strict=True))) >= observed - 1e-9 for signs in flips)
+    expected = at_least / len(flips)
     assert sign_flip_p(differences) == pytest.approx(expected)
     assert sign_flip_p([0.0, 0.0]) == 1.0 and sign_flip_p([]) == 1.0
 

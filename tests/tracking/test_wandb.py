@@ -89,7 +89,7 @@ def test_training_run_draws_the_loss_against_t_and_records_itself_in_the_export(
     assert len(validations) == len(charts) == 2
     lines = table(run, charts[-1][f"val/loss_vs_t{CHART}"])
     assert lines["columns"] == ["step", "lineKey", "lineVal"]
-    for row, step in zip(validations, (2, 4)):
+    for row, step in zip(validations, (2, 4), strict=True):
         drawn = [(x, y) for x, key, y in lines["data"] if key == f"step {step}"]
         assert drawn == [(t, pytest.approx(row[f"val/loss_at_t{t:g}"])) for t in (0, 0.25, 0.5, 0.75, 0.9, 1)]
 

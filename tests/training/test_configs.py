@@ -41,7 +41,8 @@ def test_shorthands_reach_the_objects(tmp_path):
 
 
 def test_methods_carry_the_paper_learning_rates(tmp_path):
-    rates = {m: compose_config("train", ["~experiment", f"method={m}"], tmp_path).optimizer.lr for m in options("method")}
+    rates = {m: compose_config("train", ["~experiment", f"method={m}"], tmp_path).optimizer.lr
+             for m in options("method")}
     assert rates == {"l2d_lora": 1e-4, "l2d_full": 1e-4, "lora": 1e-5, "full": 1e-5, "l2d_rl": 1e-4, "lora_rl": 1e-4}
 
 

@@ -100,8 +100,9 @@ CONSTANT = "scheduler=null"  # with the schedule, the steps of a shorter and a l
 def test_extending_a_finished_run_continues_it_as_one_run(tiny_train, tmp_path):
     """3 steps, then on to 5 from its last.ckpt, give the losses of 5 steps in one go, to the bit, every step once."""
     train(tiny_train(CONSTANT, SHORT, output_dir=tmp_path / "extended"))
-    metrics = train(tiny_train(CONSTANT, "trainer.max_steps=5", output_dir=tmp_path / "extended",
-                               *[f"ckpt_path={tmp_path / 'extended' / 'checkpoints' / 'last.ckpt'}"]))
+    metrics = train(tiny_train(CONSTANT, "trainer.max_steps=5",
+                               f"ckpt_path={tmp_path / 'extended' / 'checkpoints' / 'last.ckpt'}",
+                               output_dir=tmp_path / "extended"))
     train(tiny_train(CONSTANT, "trainer.max_steps=5", output_dir=tmp_path / "one_go"))
     assert metrics["global_step"] == 5
     extended = logged(tmp_path / "extended" / "metrics.csv", "train/loss")

@@ -36,8 +36,9 @@ def holding_process(directory: Path) -> subprocess.Popen:
 def test_a_second_run_is_refused_naming_the_first_and_a_killed_one_blocks_nothing(tiny_train, tmp_path):
     first = holding_process(tmp_path)
     try:
-        with pytest.raises(RunDirectoryBusy, match=rf"{tmp_path} is in use by a running training \(pid {first.pid} on "
-                                                   rf"{socket.gethostname()}, started .*: the first run\): wait for it"):
+        with pytest.raises(RunDirectoryBusy, match=rf"{tmp_path} is in use by a running training "
+                                                   rf"\(pid {first.pid} on {socket.gethostname()}, started .*: "
+                                                   r"the first run\): wait for it"):
             train(tiny_train("trainer.max_steps=1"))
         assert sorted(path.name for path in tmp_path.iterdir()) == [LOCK_FILE]  # nothing of the refused run
     finally:
@@ -93,7 +94,8 @@ def test_without_flock_a_live_or_foreign_lock_is_refused(no_flock, tmp_path):
         live.kill()
         live.wait()
     lock_file(tmp_path, pid=1, host="another-node")  # cannot be checked from here
-    with pytest.raises(RunDirectoryBusy, match=rf"on another-node.*if that run has ended, delete {tmp_path}/{LOCK_FILE}"):
+    with pytest.raises(RunDirectoryBusy,
+                       match=rf"on another-node.*if that run has ended, delete {tmp_path}/{LOCK_FILE}"):
         RunLock(tmp_path).acquire()
 
 

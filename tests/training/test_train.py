@@ -167,7 +167,7 @@ def test_lr_multipliers_train_each_group_at_its_own_rate(tiny_train, monkeypatch
     train(cfg)
     assert groups["translation"][0] == pytest.approx(5e-4) and groups["lora_B"][0] == 1e-3
     assert groups["w_d"][0] == 0 and groups["conditioning"][0] == 0
-    moved = {name: any(not torch.equal(start, p) for start, p in zip(starts, live))
+    moved = {name: any(not torch.equal(start, p) for start, p in zip(starts, live, strict=True))
              for name, (_, live, starts) in groups.items()}
     assert not moved["w_d"] and not moved["conditioning"]
     assert moved["translation"] and moved["lora_B"] and moved["modulation"]

@@ -3,9 +3,10 @@
 python experiments/cpu_speed/profile_step.py [--steps 12] [--threads 1] [override ...]
 
 Runs the default job's real Lightning loop (callbacks and logging included, validation and checkpoints off) for a
-few optimizer steps, with torch.profiler over the last ones, and prints milliseconds per optimizer step by part:
-main path, diffusion path, loss, backward, optimizer, gradient norms (on_before_optimizer_step), logging and data,
-plus the median wall time of a step. Overrides are the training command's (e.g. trainer.precision=bf16-mixed).
+few optimizer steps, with torch.profiler over the last ones, and prints milliseconds per optimizer step by part
+(main path, diffusion path, loss, forward, backward, clipping, AdamW, gradient norms, logging, data), as
+torch.profiler's wall time of each labelled call, plus the median wall time of a step. Overrides are the training
+command's (e.g. trainer.precision=bf16-mixed).
 """
 
 from __future__ import annotations
@@ -26,8 +27,25 @@ from l2d.model import l2d as l2d_module
 from l2d.model.main_path import CausalLM
 from l2d.train import supervised
 
-# the parts, as record_function labels around the project's own functions
-PARTS = {"main path": (CausalLM, "run_main_path"), "diffusion path": (l2d_module.L2DModel, "diffusion_logits")}
+
+# the parts, as record_function labels around the project's and Lightning's own functions: label -> (owner, name)
+def parts():
+    from lightning.pytorch import LightningModule
+
+    from l2d.data.batching import PadCollator
+    from l2d.lightning.callbacks import Throughput
+    from l2d.lightning.module import TrainingModule
+
+    return {"main path (frozen LM)": (CausalLM, "run_main_path"),
+            "diffusion path + LM head at the slots": (l2d_module.L2DModel, "diffusion_logits"),
+            "loss": (l2d_module, "cross_entropy"),  # l2d.model.loss's, as l2d.model.l2d imports it
+            "forward (training_step, all of the above)": (TrainingModule, "training_step"),
+            "backward": (LightningModule, "backward"),
+            "gradient clipping": (TrainingModule, "configure_gradient_clipping"),
+            "gradient norms (on_before_optimizer_step)": (TrainingModule, "on_before_optimizer_step"),
+            "logging (self.log)": (LightningModule, "log"),
+            "data (collate)": (PadCollator, "__call__"),
+            "throughput callback": (Throughput, "on_train_batch_start")}
 
 
 def labelled(owner, name, label):
@@ -82,9 +100,9 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     register_resolvers()
-    for label, (owner, name) in PARTS.items():
+    labels = parts()
+    for label, (owner, name) in labels.items():
         labelled(owner, name, label)
-    labelled(l2d_module, "cross_entropy", "loss")  # l2d.model.loss's, as l2d.model.l2d imports it
     out = tempfile.mkdtemp(prefix="l2d_profile_")
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose("train", overrides=[f"paths.output_dir={out}", f"trainer.max_steps={args.steps}",
@@ -103,26 +121,14 @@ def main():
     trainer.fit(module, datamodule=datamodule)
     events = profiled.profiler.key_averages()
     steps = args.profiled
-    hooks = {"training_step (forward)": "[LightningModule]TrainingModule.training_step",
-             "backward": "[Strategy]SingleDeviceStrategy.backward",
-             "optimizer step (all, incl. closure)": "[LightningModule]TrainingModule.optimizer_step",
-             "optimizer.step": "Optimizer.step#AdamW.step",
-             "gradient norms (on_before_optimizer_step)": "[LightningModule]TrainingModule.on_before_optimizer_step",
-             "data (next batch)": "[_TrainingEpochLoop].train_dataloader_next",
-             "zero_grad": "[LightningModule]TrainingModule.optimizer_zero_grad"}
     times = {e.key: e.cpu_time_total / 1e3 / steps for e in events}
+    step = statistics.median(clock.seconds[-steps:])
     print(f"precision {trainer.precision}, threads {torch.get_num_threads()}, steps {args.steps}, "
           f"overrides {args.overrides}")
-    print(f"step wall time: median {1e3 * statistics.median(clock.seconds[-steps:]):.0f} ms of the last {steps} "
-          f"(all: {', '.join(f'{1e3 * s:.0f}' for s in clock.seconds)})")
-    for label in [*PARTS, "loss"]:
-        print(f"  {label:45s} {times.get(label, 0):8.1f} ms/step")
-    for label, key in hooks.items():
-        print(f"  {label:45s} {times.get(key, 0):8.1f} ms/step")
-    hook_total = sum(v for k, v in times.items() if k.startswith("[") and "run_training_batch" not in k)
-    print(f"  (every Lightning hook/callback, summed)        {hook_total:8.1f} ms/step")
-    for e in sorted((e for e in events if e.key.startswith("[")), key=lambda e: -e.cpu_time_total)[:25]:
-        print(f"  {e.key[:45]:45s} {e.cpu_time_total / 1e3 / steps:8.1f} ms/step")
+    print(f"step wall time: median {1e3 * step:.0f} ms of the last {steps} "
+          f"(all: {', '.join(f'{1e3 * s:.0f}' for s in clock.seconds)}); by part, ms per optimizer step:")
+    for label in [*labels, "Optimizer.step#AdamW.step"]:
+        print(f"  {label:45s} {times.get(label, 0):8.1f}")
     if args.table:
         print(events.table(sort_by="self_cpu_time_total", row_limit=args.table))
 

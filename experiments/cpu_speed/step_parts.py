@@ -1,9 +1,12 @@
 """One default-job training step, timed by part and by precision, A/B interleaved in one process.
 
-python experiments/cpu_speed/step_parts.py [--repeats 7] [--threads 1] [--variants fp32,autocast,bf16] [override ...]
+python experiments/cpu_speed/step_parts.py [--repeats 7] [--threads 1] [--variants fp32,autocast,bf16]
+    [--shape BATCH,PROMPT,ANSWER] [override ...]
 
 Builds the default job's network (L2D-LoRA on SmolLM2-135M; overrides as the training command's) and takes its
-first two micro-batches (one optimizer step of 16 answers). Variants, each its own copy of the network:
+first two micro-batches (one optimizer step of 16 answers); with --shape, one micro-batch of random tokens instead,
+the answer supervised (e.g. 16,100,100: long answers, as l2d.bench's second training shape).
+Variants, each its own copy of the network:
   fp32      32-true, AdamW for-loop (the default job until this change)
   autocast  bf16-mixed as it was: torch.autocast (no weight cache, as Lightning's), every weight float32, for-loop
   bf16      bf16-mixed now: the frozen base stored in bfloat16, trainable float32, autocast, fused AdamW
@@ -39,6 +42,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--variants", default="fp32,autocast,bf16")
+    parser.add_argument("--shape", default=None, help="BATCH,PROMPT,ANSWER of random tokens")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -50,6 +54,13 @@ def main():
     data.setup("fit")
     loader = iter(data.train_dataloader())
     batches = [next(loader) for _ in range(cfg.batch_size // cfg.data.micro_batch_size)]
+    if args.shape:
+        batch, prompt, answer = map(int, args.shape.split(","))
+        ids = torch.randint(0, base.config.vocab_size, (batch, prompt + answer),
+                            generator=torch.Generator().manual_seed(0))
+        labels = ids.clone()
+        labels[:, :prompt] = -100
+        batches = [{"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}]
     torch.manual_seed(0)
     network = instantiate(cfg.method.network, base=base).train()
     variants = args.variants.split(",")

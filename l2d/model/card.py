@@ -1,6 +1,6 @@
 """The model card of an export: README.md in the Hugging Face hub's layout (YAML front matter, then
 what the model is, how it was trained and how to load and evaluate it), written beside the weights
-and JSON so that `huggingface-cli upload <repo> <export dir>` publishes the folder as it is."""
+and JSON so that `hf upload <repo> <export dir>` publishes the folder as it is."""
 
 from __future__ import annotations
 
@@ -163,11 +163,14 @@ def reinforcement_rows(reinforced: dict | None) -> list[tuple[str, str]]:
 def l2d_card(config, trainable_parameters: int, weights_file: str, config_file: str,
              training: TrainingRecord | None = None) -> str:
     """The card of an L2D export (the diffusion path alone)."""
-    method = "l2d_full" if config.full_path else "l2d_lora"
+    from l2d.export import method_name  # l2d.export imports this module through l2d.model.checkpoint
+
+    method = method_name(True, config.to_dict())
     classes = ", ".join(f"`{name}`" for name in config.class_names) or (
         f"{config.num_classes}" if config.num_classes else "none")
     rows = [("base model", base_description(config.base_model, config.finetuned)),
-            ("method", f"`{method}` (L2D, {'full copies of' if config.full_path else 'LoRA on'} the LM's "
+            ("method", f"`{method}` (L2D{', then an RL stage' if config.reinforced else ''}, "
+                       f"{'full copies of' if config.full_path else 'LoRA on'} the LM's "
                        "projections inside the diffusion path)"),
             ("σ (noise std of x0)", f"{config.sigma:g}"), ("d̄ (diffusion token width)", config.dim),
             ("LoRA rank", "— (full path)" if config.full_path else config.lora_rank),
@@ -183,7 +186,7 @@ def l2d_card(config, trainable_parameters: int, weights_file: str, config_file: 
 With the `l2d` package installed (see its README):
 
 ```bash
-huggingface-cli download <repo-id> --local-dir {HERE}        # this folder
+hf download <repo-id> --local-dir {HERE}        # this folder
 python -m l2d.evaluate checkpoint={HERE} task=gsm8k{guidance}            # midpoint solver, 15 evaluations per token
 python -m l2d.evaluate -m checkpoint={HERE} task=gsm8k solver.levels=1,2,4,8,16   # accuracy against steps
 ```
@@ -211,6 +214,9 @@ def finetune_card(method: str, base_model: str | None, lora_rank: int, trainable
                   finetuned: dict | None = None, training: TrainingRecord | None = None,
                   reinforced: dict | None = None) -> str:
     """The card of a baseline export: LoRA (a peft adapter) or full next-token finetuning (then maybe RL)."""
+    from l2d.export import method_name  # l2d.export imports this module through l2d.model.finetune
+
+    title = method_name(False, {"method": method, "reinforced": reinforced})
     rows = [("base model", base_description(base_model, finetuned)),
             ("method", f"`{method}` (the paper's baseline: next-token finetuning, "
                        f"{'LoRA on every linear layer' if method == 'lora' else 'every weight'})"),
@@ -223,7 +229,7 @@ def finetune_card(method: str, base_model: str | None, lora_rank: int, trainable
 With the `l2d` package installed (see its README):
 
 ```bash
-huggingface-cli download <repo-id> --local-dir {HERE}        # this folder
+hf download <repo-id> --local-dir {HERE}        # this folder
 python -m l2d.evaluate checkpoint={HERE} task=gsm8k
 ```
 
@@ -234,7 +240,7 @@ from l2d.model.finetune import finetuned_base
 base, tokenizer = load_base_model({base_model!r})
 model = finetuned_base(base, "{HERE}")   # {merged}; refuses another base
 ```"""
-    intro = (f"# {method} finetuning of {base_model}\n\nA baseline of {PAPER}: the base LM finetuned on the "
+    intro = (f"# {title} finetuning of {base_model}\n\nA baseline of {PAPER}: the base LM finetuned on the "
              f"same data as its L2D models, scored by the same harness.")
     library = "peft" if method == "lora" else "transformers"
     return "\n\n".join(filter(None, [front_matter(base_model, library, ["l2d", "baseline", method]), intro,

@@ -337,8 +337,9 @@ def test_the_rl_stage_from_the_command_line_exports_its_chain(tmp_path):
     reinforced = read_meta(export)["config"]["reinforced"]
     assert reinforced["init"]["path"] == str(init.resolve()) and reinforced["task"] == "reasoning_gym/basic_arithmetic"
     assert reinforced["partial_credit"] is False
-    assert "RL stage" in (export / "README.md").read_text() and "verdict (1 or 0) as reward" in (
-        export / "README.md").read_text()
+    card = (export / "README.md").read_text()
+    assert "RL stage" in card and "verdict (1 or 0) as reward" in card
+    assert "# l2d_lora_rl on " in card  # the card's title names the method as results do
     result = evaluate(compose_config("evaluate", ["model=tiny", f"checkpoint={export}", "task=arithmetic",
                                                   "task.options.size=2", "max_new_tokens=2", "progress=false",
                                                   "protocol=greedy", "solver.levels=2"], tmp_path / "eval"))
